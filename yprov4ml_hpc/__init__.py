@@ -1,0 +1,84 @@
+"""yprov4ml_hpc: MPI-aware provenance for machine-learning jobs on HPC systems.
+
+Drop-in for yProv4ML user code::
+
+    import yprov4ml_hpc as prov4ml
+
+    prov4ml.start_run("mnist", provenance_save_dir="prov")
+    prov4ml.log_param("lr", 1e-3)
+    for step in range(100):
+        prov4ml.log_metric("loss", 0.5, context=prov4ml.Context.TRAINING, step=step)
+    run_dir = prov4ml.end_run()
+
+Importing this package loads only NumPy and h5py: MPI, NVML, codecarbon, matplotlib, prov
+and networkx are imported by the features that need them.
+"""
+
+from ._api import (
+    active_run,
+    end_run,
+    get_run_dir,
+    log_artifact,
+    log_current_execution_time,
+    log_dataset,
+    log_execution_command,
+    log_execution_end_time,
+    log_execution_start_time,
+    log_metric,
+    log_metrics,
+    log_model,
+    log_param,
+    log_params,
+    log_source_code,
+    start_run,
+)
+from ._context import Context
+from ._errors import (
+    ArtifactNotFoundError,
+    ConfigError,
+    DamagedRunError,
+    MergeError,
+    RunStateError,
+    SamplerUnavailableWarning,
+    StorageError,
+    Yprov4mlError,
+    Yprov4mlWarning,
+)
+from ._reader import RankInfo, RunData, Series, load_run
+from ._run import Run
+from ._version import __version__
+
+__all__ = [
+    "ArtifactNotFoundError",
+    "ConfigError",
+    "Context",
+    "DamagedRunError",
+    "MergeError",
+    "RankInfo",
+    "Run",
+    "RunData",
+    "RunStateError",
+    "SamplerUnavailableWarning",
+    "Series",
+    "StorageError",
+    "Yprov4mlError",
+    "Yprov4mlWarning",
+    "__version__",
+    "active_run",
+    "end_run",
+    "get_run_dir",
+    "load_run",
+    "log_artifact",
+    "log_current_execution_time",
+    "log_dataset",
+    "log_execution_command",
+    "log_execution_end_time",
+    "log_execution_start_time",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
+    "log_source_code",
+    "start_run",
+]

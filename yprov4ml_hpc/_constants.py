@@ -1,0 +1,59 @@
+"""One source of truth for schema names, environment variables and defaults."""
+
+from __future__ import annotations
+
+# --- on-disk schema -------------------------------------------------------------------------
+RANK_SCHEMA = "yprov4ml_hpc/rank"
+RANK_SCHEMA_VERSION = 1
+SUMMARY_SCHEMA = "yprov4ml_hpc/summary"
+SUMMARY_SCHEMA_VERSION = 1
+
+RANKS_DIRNAME = "ranks"
+ARTIFACTS_DIRNAME = "artifacts"
+SUMMARY_FILENAME = "summary.json"
+RANK_FILE_TEMPLATE = "rank_{rank:06d}.h5"
+
+# Groups and datasets inside a rank file.
+METRICS_GROUP = "metrics"
+PARAMS_DATASET = "params"  # JSON lines, one record per log_param call (last one wins)
+ARTIFACTS_DATASET = "artifacts"  # JSON lines, one record per artifact/model/dataset
+EVENTS_DATASET = "events"  # JSON lines: start, end, signal, epoch, ...
+
+# Rank statuses written by the collector; a merge adds "incomplete" and "missing".
+STATUS_RUNNING = "running"
+STATUS_FINISHED = "finished"
+STATUS_FAILED = "failed"
+STATUS_KILLED = "killed"
+STATUS_INCOMPLETE = "incomplete"
+STATUS_MISSING = "missing"
+
+# --- defaults -------------------------------------------------------------------------------
+DEFAULT_SAVE_DIR = "prov"
+DEFAULT_BUFFER_SIZE = 4096
+DEFAULT_FLUSH_INTERVAL_S = 10.0
+DEFAULT_CONTEXT = "default"  # stored when log_metric(context=None)
+DEFAULT_FINALIZE_TIMEOUT_S = 120.0
+DEFAULT_SYSTEM_METRICS_INTERVAL_S = 10.0
+DEFAULT_PROV_DETAIL = "auto"
+PROV_DETAIL_AUTO_MAX_RANKS = 16
+DEFAULT_STRAGGLER_FACTOR = 1.5
+
+# --- environment variables ------------------------------------------------------------------
+ENV_NVML_REPLAY = "YPROV4ML_HPC_NVML_REPLAY"
+ENV_SAVE_DIR = "YPROV4ML_HPC_SAVE_DIR"
+
+# Launcher variables, in the order they are tried (DESIGN section 3).
+MPI_RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "MPI_RANK")
+MPI_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_SIZE")
+MPI_LOCAL_RANK_VARS = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK")
+MPI_LOCAL_SIZE_VARS = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE")
+SLURM_RANK_VAR = "SLURM_PROCID"
+SLURM_SIZE_VAR = "SLURM_NTASKS"
+SLURM_LOCAL_RANK_VAR = "SLURM_LOCALID"
+SLURM_JOB_VAR = "SLURM_JOB_ID"
+SLURM_STEP_VAR = "SLURM_STEP_ID"
+TORCH_RANK_VAR = "RANK"
+TORCH_SIZE_VAR = "WORLD_SIZE"
+TORCH_LOCAL_RANK_VAR = "LOCAL_RANK"
+TORCH_LOCAL_SIZE_VAR = "LOCAL_WORLD_SIZE"
+TORCH_RUN_ID_VAR = "TORCHELASTIC_RUN_ID"

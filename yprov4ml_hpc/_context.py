@@ -1,0 +1,43 @@
+"""Contexts: the phase of a job a metric belongs to (training, validation, ...)."""
+
+from __future__ import annotations
+
+import enum
+
+from ._constants import DEFAULT_CONTEXT
+
+__all__ = ["Context", "context_name"]
+
+
+class Context(str, enum.Enum):
+    """The yProv4ML contexts; any other string is a valid context too."""
+
+    TRAINING = "training"
+    VALIDATION = "validation"
+    TESTING = "testing"
+    EVALUATION = "evaluation"
+    INFERENCE = "inference"
+    DATASETS = "datasets"
+    MODELS = "models"
+    SYSTEM = "system"
+    ENERGY = "energy"
+    GPU = "gpu"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def context_name(context: object) -> str:
+    """Normalise a user's context (enum, string or None) to the string stored on disk."""
+    if context is None:
+        return DEFAULT_CONTEXT
+    if isinstance(context, enum.Enum):
+        value = context.value
+        return value if isinstance(value, str) else str(context.name).lower()
+    if isinstance(context, str):
+        if not context:
+            raise ValueError("context must not be empty; pass None for the default context")
+        if "\x00" in context:
+            raise ValueError(f"context {context!r} contains a NUL character, which HDF5 cannot store")
+        return context
+    raise TypeError(f"context must be a str, a Context or None, got {type(context).__name__} ({context!r})")

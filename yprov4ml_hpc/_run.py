@@ -1,0 +1,537 @@
+"""Run: one rank's view of a provenance run, from start_run to end_run.
+
+The hot path is :meth:`Run.log_metric`: a dict lookup, three memoryview stores, a clock
+read and an int increment.  Everything slow (validation of new series, coercion of odd
+values, flushing a full ring) lives in separate methods that the hot path calls rarely.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import h5py
+import numpy as np
+
+from . import _constants as C
+from ._artifacts import copy_artifact, file_digest
+from ._buffer import MetricBuffer
+from ._context import Context, context_name
+from ._errors import ArtifactNotFoundError, ConfigError, RunStateError, StorageError
+from ._launcher import LaunchInfo, detect_launch
+from ._lifecycle import ProcessHooks
+from ._names import check_name
+from ._rundir import check_label, create_run_dir
+from ._sourcecode import describe_source
+from ._store import RankStore
+from ._values import coerce_metric_value, coerce_step, coerce_timestamp_ns, param_record_value
+from ._version import __version__
+
+__all__ = ["Run"]
+
+_time_ns = time.time_ns
+_MIN_RING = 64
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {
+        "yprov4ml_hpc": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "h5py": h5py.version.version,
+        "hdf5": h5py.version.hdf5_version,
+    }
+    mpi = sys.modules.get("mpi4py")
+    if mpi is not None:
+        versions["mpi4py"] = str(getattr(mpi, "__version__", "?"))
+    return versions
+
+
+class Run:
+    """A provenance run on this rank.  Create it with :func:`yprov4ml_hpc.start_run`."""
+
+    def __init__(
+        self,
+        experiment_name: str,
+        *,
+        provenance_save_dir: str | os.PathLike[str] = C.DEFAULT_SAVE_DIR,
+        prov_user_namespace: str | None = None,
+        run_id: str | None = None,
+        rank: int | None = None,
+        comm: Any = None,
+        buffer_size: int = C.DEFAULT_BUFFER_SIZE,
+        flush_interval_s: float = C.DEFAULT_FLUSH_INTERVAL_S,
+        max_buffer_mb: float = 256.0,
+        finalize_timeout_s: float = C.DEFAULT_FINALIZE_TIMEOUT_S,
+        prov_detail: str = C.DEFAULT_PROV_DETAIL,
+        install_signal_handlers: bool = True,
+        ignored: Mapping[str, object] | None = None,
+    ) -> None:
+        check_label("experiment_name", experiment_name)
+        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
+            raise ConfigError(f"buffer_size must be a positive int, got {buffer_size!r}")
+        if not isinstance(flush_interval_s, (int, float)) or flush_interval_s < 0:
+            raise ConfigError(
+                f"flush_interval_s must be a number >= 0 (0 disables the timer), got {flush_interval_s!r}"
+            )
+        if prov_detail not in ("auto", "rank", "job"):
+            raise ConfigError(f"prov_detail must be 'auto', 'rank' or 'job', got {prov_detail!r}")
+        self.experiment = experiment_name
+        self.user_namespace = prov_user_namespace
+        self.buffer_size = buffer_size
+        self.flush_interval_s = float(flush_interval_s)
+        self.finalize_timeout_s = float(finalize_timeout_s)
+        self.prov_detail = prov_detail
+        self._ring_budget = int(max_buffer_mb * (1 << 20))
+        self.launch: LaunchInfo = detect_launch(rank, comm)
+        self.run_id, self.run_dir = create_run_dir(
+            Path(provenance_save_dir), experiment_name, run_id, self.launch
+        )
+        self.rank = self.launch.rank
+        self.world_size = self.launch.world_size
+        self.artifacts_dir = self.run_dir / C.ARTIFACTS_DIRNAME / f"rank_{self.rank:06d}"
+        self.start_ns = _time_ns()
+        self._start_perf = time.perf_counter()
+        self._buffers: dict[tuple[object, object], MetricBuffer] = {}
+        self._series: dict[tuple[str, str], MetricBuffer] = {}
+        self._ring_bytes = 0
+        self._other_calls = 0
+        self._ended = False
+        self.status = C.STATUS_RUNNING
+        self._store = RankStore(
+            self.run_dir / C.RANKS_DIRNAME / C.RANK_FILE_TEMPLATE.format(rank=self.rank),
+            self._root_attrs(ignored or {}),
+        )
+        with self._store.locked():
+            self._store.append_record(C.EVENTS_DATASET, {"event": "start", "time_ns": self.start_ns})
+            self._store.flush(time.perf_counter())
+        self._hooks = ProcessHooks(self, install_signal_handlers)
+        self._stop_timer = threading.Event()
+        self._timer: threading.Thread | None = None
+        if self.flush_interval_s > 0:
+            self._timer = threading.Thread(
+                target=self._flush_periodically, name="yprov4ml-hpc-flush", daemon=True
+            )
+            self._timer.start()
+
+    def _root_attrs(self, ignored: Mapping[str, object]) -> dict[str, object]:
+        launch = self.launch
+        return {
+            "run_id": self.run_id,
+            "experiment": self.experiment,
+            "rank": launch.rank,
+            "world_size": launch.world_size,
+            "local_rank": launch.local_rank,
+            "local_size": launch.local_size,
+            "host": launch.host,
+            "pid": os.getpid(),
+            "launcher": launch.launcher,
+            "job_id": launch.job_id or "",
+            "gpu_ids": "[]",
+            "versions": _library_versions(),
+            "start_ns": self.start_ns,
+            "end_ns": 0,
+            "status": C.STATUS_RUNNING,
+            "user_namespace": self.user_namespace or "",
+            "command": sys.argv,
+            "cwd": os.getcwd(),
+            "buffer_size": self.buffer_size,
+            "flush_interval_s": self.flush_interval_s,
+            "finalize_timeout_s": self.finalize_timeout_s,
+            "prov_detail": self.prov_detail,
+            "ignored_arguments": sorted(ignored),
+            "log_calls": 0,
+            "series": 0,
+            "flushes": 0,
+            "flush_time_s": 0.0,
+            "bytes_written": 0,
+            "points": 0,
+        }
+
+    # --- metrics: the hot path ---------------------------------------------------------------
+    def log_metric(
+        self,
+        key: str,
+        value: float,
+        context: object = None,
+        step: int | None = None,
+        source: object = None,
+        timestamp: float | int | None = None,
+    ) -> None:
+        """Record one point of the series (key, context); ``step=None`` auto-increments."""
+        try:
+            buf = self._buffers.get((key, context))
+        except TypeError:  # unhashable key or context: let the slow path explain
+            buf = None
+        if buf is None:
+            buf = self._new_series(key, context)
+        head = buf.head
+        if head - buf.tail >= buf.capacity:
+            self._flush_series(buf)
+        i = head % buf.capacity
+        try:
+            buf.value_view[i] = value
+        except (TypeError, ValueError, OverflowError):
+            buf.value_view[i] = coerce_metric_value(key, value)
+        if step is None:
+            step = buf.next_step
+        try:
+            buf.step_view[i] = step
+        except (TypeError, ValueError, OverflowError):
+            step = coerce_step(key, step)
+            buf.step_view[i] = step
+        buf.next_step = step + 1
+        buf.time_view[i] = _time_ns() if timestamp is None else coerce_timestamp_ns(key, timestamp)
+        buf.head = head + 1
+
+    def log_metrics(
+        self, metrics: Mapping[str, float], context: object = None, step: int | None = None
+    ) -> None:
+        """Log several metrics at once (same context and step)."""
+        if not isinstance(metrics, Mapping):
+            raise TypeError(f"log_metrics takes a mapping of name -> value, got {type(metrics).__name__}")
+        for key, value in metrics.items():
+            self.log_metric(key, value, context, step)
+
+    def _new_series(self, key: object, context: object) -> MetricBuffer:
+        """Slow path for the first point of a series: validate, then allocate its ring."""
+        self._check_open("log_metric")
+        name = check_name("metric name", key)
+        ctx = context_name(context)
+        buf = self._series.get((name, ctx))
+        if buf is None:
+            # A fixed budget for all rings: past it, new series get small rings, never more memory.
+            per_point = 24
+            remaining = max(self._ring_budget - self._ring_bytes, 0) // per_point
+            capacity = max(min(self.buffer_size, remaining), min(_MIN_RING, self.buffer_size))
+            buf = MetricBuffer(name, ctx, capacity)
+            self._ring_bytes += buf.nbytes()
+            self._series[(name, ctx)] = buf
+        self._buffers[(key, context)] = buf
+        return buf
+
+    def record_sample(self, name: str, value: float, context: str, step: int | None, time_ns: int) -> None:
+        """Write path of the background samplers (one producer thread per series)."""
+        if self._ended:
+            return
+        buf = self._series.get((name, context)) or self._new_series(name, context)
+        head = buf.head
+        if head - buf.tail >= buf.capacity:
+            self._flush_series(buf)
+        i = head % buf.capacity
+        buf.value_view[i] = float(value)
+        buf.step_view[i] = buf.next_step if step is None else int(step)
+        buf.next_step = buf.step_view[i] + 1
+        buf.time_view[i] = time_ns
+        buf.head = head + 1
+
+    # --- flushing ----------------------------------------------------------------------------
+    def log_calls(self) -> int:
+        """Every API call that recorded something: metric points plus params, artifacts, ..."""
+        return sum(buf.head for buf in list(self._series.values())) + self._other_calls
+
+    def _flush_series(self, buf: MetricBuffer) -> None:
+        started = time.perf_counter()
+        with self._store.locked():
+            if not self._store.is_open:
+                raise RunStateError("the run was closed (end_run or SIGTERM); start a new run")
+            self._write_or_raise(lambda: self._store.append_series(buf))
+            self._finish_flush(started)
+
+    def flush(self) -> None:
+        """Write every buffered point to the rank file and flush it to the OS."""
+        started = time.perf_counter()
+        with self._store.locked():
+            if not self._store.is_open:
+                return
+            for buf in list(self._series.values()):
+                if buf.head != buf.tail:
+                    self._write_or_raise(lambda b=buf: self._store.append_series(b))
+            self._finish_flush(started)
+
+    def _finish_flush(self, started: float) -> None:
+        self._store.set_attrs({"log_calls": self.log_calls(), "series": len(self._series)})
+        self._write_or_raise(lambda: self._store.flush(started))
+
+    def _write_or_raise(self, write: Any) -> Any:
+        try:
+            return write()
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StorageError(
+                f"writing rank file {self._store.path} failed: {exc}; data flushed before this "
+                "point is safe (check free space and quotas)"
+            ) from exc
+
+    def _flush_periodically(self) -> None:
+        """Timer thread: flush data older than flush_interval_s even if the loop went quiet."""
+        while not self._stop_timer.wait(self.flush_interval_s):
+            try:
+                if any(buf.head != buf.tail for buf in list(self._series.values())):
+                    self.flush()
+            except Exception as exc:  # noqa: BLE001 - a timer must never kill the process
+                self._hooks.warn_once("flush", f"background flush failed: {exc}")
+
+    def _record(self, dataset: str, record: dict[str, object]) -> None:
+        """Append a param/artifact/event record and flush, so it survives a crash."""
+        self._check_open("logging")
+        started = time.perf_counter()
+        with self._store.locked():
+            self._write_or_raise(lambda: self._store.append_record(dataset, record))
+            self._other_calls += 1
+            self._finish_flush(started)
+
+    # --- params, artifacts, models, datasets ------------------------------------------------------
+    def log_param(self, key: str, value: object, context: object = None) -> None:
+        """Record a parameter; the value keeps its type (int, float, bool, str, None, list, dict)."""
+        name = check_name("param name", key)
+        stored, type_name = param_record_value(value)
+        record = {
+            "name": name,
+            "value": stored,
+            "type": type_name,
+            "context": context_name(context),
+            "time_ns": _time_ns(),
+        }
+        try:
+            json.dumps(record, allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"param {name!r}: value of type {type_name} cannot be stored: {exc}") from exc
+        self._record(C.PARAMS_DATASET, record)
+
+    def log_params(self, params: Mapping[str, object], context: object = None) -> None:
+        if not isinstance(params, Mapping):
+            raise TypeError(f"log_params takes a mapping of name -> value, got {type(params).__name__}")
+        for key, value in params.items():
+            self.log_param(key, value, context)
+
+    def log_artifact(
+        self,
+        artifact_name: str | os.PathLike[str],
+        artifact_path: str | os.PathLike[str] | None = None,
+        context: object = None,
+        step: int | None = None,
+        log_copy_in_prov_directory: bool = True,
+        is_model: bool = False,
+        is_input: bool = False,
+        kind: str = "artifact",
+    ) -> dict[str, object]:
+        """Record a file or folder; by default a copy is kept under ``artifacts/rank_NNNNNN/``."""
+        if isinstance(artifact_path, Context) or artifact_path is None:
+            # yProv4ML 2.x: log_artifact(path, context, ...): the name is the file name.
+            context = artifact_path if artifact_path is not None else context
+            artifact_path, artifact_name = artifact_name, Path(os.fspath(artifact_name)).name
+        name = check_name("artifact name", os.fspath(artifact_name))
+        source = Path(os.fspath(artifact_path))
+        if not source.exists():
+            raise ArtifactNotFoundError(
+                f"artifact {name!r}: path {str(source)!r} does not exist; log it after it is written"
+            )
+        self._check_open("log_artifact")
+        if log_copy_in_prov_directory:
+            stored = copy_artifact(source, self.artifacts_dir, name)
+            location = stored.relative_to(self.run_dir).as_posix()
+        else:
+            stored, location = source, str(source.resolve())
+        size, sha256 = file_digest(stored)
+        record: dict[str, object] = {
+            "name": name,
+            "path": location,
+            "copied": bool(log_copy_in_prov_directory),
+            "source": str(source.resolve()),
+            "size": size,
+            "sha256": sha256,
+            "role": "input" if is_input else "output",
+            "kind": "model" if is_model else kind,
+            "context": context_name(context),
+            "step": step,
+            "time_ns": _time_ns(),
+        }
+        self._record(C.ARTIFACTS_DATASET, record)
+        return record
+
+    def log_model(
+        self,
+        model_name: str,
+        model: object,
+        context: object = None,
+        step: int | None = None,
+        is_input: bool = False,
+        log_model_info: bool = True,
+    ) -> dict[str, object]:
+        """Record a model: a path is logged as a model artifact; a torch module is saved first."""
+        check_name("model name", model_name)
+        if isinstance(model, (str, os.PathLike)):
+            return self.log_artifact(model_name, model, context, step, is_model=True, is_input=is_input)
+        info = _model_info(model) if log_model_info else {"type": type(model).__name__}
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(model, torch.nn.Module):
+            self._check_open("log_model")
+            target = self.artifacts_dir / "models" / f"{model_name}.pt"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(model.state_dict(), target)
+            record = self.log_artifact(
+                f"models/{model_name}.pt",
+                target,
+                context,
+                step,
+                log_copy_in_prov_directory=False,
+                is_model=True,
+                is_input=is_input,
+            )
+            self._record(C.EVENTS_DATASET, {"event": "model_info", "name": model_name, **info})
+            return record
+        record = {
+            "name": model_name,
+            "path": None,
+            "size": None,
+            "sha256": None,
+            "role": "input" if is_input else "output",
+            "kind": "model",
+            "context": context_name(context),
+            "step": step,
+            "time_ns": _time_ns(),
+            **info,
+        }
+        self._record(C.ARTIFACTS_DATASET, record)
+        return record
+
+    def log_dataset(self, label: str, dataset: object, context: object = None) -> dict[str, object]:
+        """Record a dataset or data loader: its type, length and loader settings where present."""
+        name = check_name("dataset label", label)
+        record: dict[str, object] = {
+            "name": name,
+            "path": None,
+            "size": None,
+            "sha256": None,
+            "role": "input",
+            "kind": "dataset",
+            "context": context_name(context),
+            "time_ns": _time_ns(),
+            "type": type(dataset).__name__,
+        }
+        record.update(_dataset_info(dataset))
+        self._record(C.ARTIFACTS_DATASET, record)
+        return record
+
+    def log_source_code(self, path: str | os.PathLike[str] | None = None) -> dict[str, object]:
+        """Record which code ran: git commit (and dirty flag), else file hashes (never site-packages)."""
+        if path is None:
+            main = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else os.getcwd()
+            path = Path(main).resolve().parent if Path(main).is_file() else Path(main)
+        info = describe_source(Path(os.fspath(path)))
+        self.log_param("source_code", info)
+        return info
+
+    def log_event(self, event: str, **fields: object) -> None:
+        """Record a named event (epoch boundary, checkpoint, ...) with a timestamp."""
+        self._record(C.EVENTS_DATASET, {"event": check_name("event", event), "time_ns": _time_ns(), **fields})
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def _check_open(self, what: str) -> None:
+        if self._ended:
+            raise RunStateError(
+                f"{what} after the run ended (status {self.status!r}); call start_run() first"
+            )
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def close(self, status: str, reason: str) -> None:
+        """Stop the timer, flush everything, mark the file with ``status`` and close it.
+
+        Safe to call twice and from the SIGTERM handler; later calls do nothing.
+        """
+        if self._ended:
+            return
+        self._ended = True
+        self.status = status
+        self._stop_timer.set()
+        if self._timer is not None and self._timer is not threading.current_thread():
+            self._timer.join(timeout=max(self.flush_interval_s, 1.0) + 5.0)
+        self._hooks.before_close()
+        end_ns = _time_ns()
+        started = time.perf_counter()
+        with self._store.locked():
+            try:
+                for buf in list(self._series.values()):
+                    if buf.head != buf.tail:
+                        self._store.append_series(buf)
+                self._store.append_record(
+                    C.EVENTS_DATASET, {"event": "end", "reason": reason, "status": status, "time_ns": end_ns}
+                )
+                self._store.set_attrs(
+                    {
+                        "status": status,
+                        "end_ns": end_ns,
+                        "wall_time_s": (end_ns - self.start_ns) / 1e9,
+                    }
+                )
+                self._finish_flush(started)
+            finally:
+                self._store.close()
+        self._hooks.uninstall()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        from ._api import _end_active
+
+        status = C.STATUS_FINISHED if exc_type is None else C.STATUS_FAILED
+        if exc_type is KeyboardInterrupt:
+            status = C.STATUS_KILLED
+        _end_active(self, status, f"context manager exit ({exc_type.__name__ if exc_type else 'ok'})")
+
+    def __repr__(self) -> str:
+        return (
+            f"Run(experiment={self.experiment!r}, run_id={self.run_id!r}, rank={self.rank}, "
+            f"world_size={self.world_size}, status={self.status!r}, run_dir='{self.run_dir}')"
+        )
+
+
+def _model_info(model: object) -> dict[str, object]:
+    info: dict[str, object] = {"type": f"{type(model).__module__}.{type(model).__qualname__}"}
+    parameters = getattr(model, "parameters", None)
+    if callable(parameters):
+        try:
+            info["parameters"] = int(sum(int(p.numel()) for p in parameters()))
+        except (TypeError, AttributeError, RuntimeError):
+            pass
+    return info
+
+
+def _dataset_info(dataset: object) -> dict[str, object]:
+    info: dict[str, object] = {}
+    try:
+        info["length"] = len(dataset)  # type: ignore[arg-type]
+    except TypeError:
+        pass
+    for attr in ("batch_size", "num_workers", "drop_last", "pin_memory"):
+        value = getattr(dataset, attr, None)
+        if isinstance(value, (bool, int, float, str)):
+            info[attr] = value
+    inner = getattr(dataset, "dataset", None)  # torch DataLoader
+    if inner is not None:
+        info["dataset_type"] = type(inner).__name__
+        try:
+            info["dataset_length"] = len(inner)
+        except TypeError:
+            pass
+    sampler = getattr(dataset, "sampler", None)
+    if sampler is not None:
+        info["sampler"] = type(sampler).__name__
+    return info

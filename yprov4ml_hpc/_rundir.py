@@ -1,0 +1,148 @@
+"""Agreeing on one run directory per job, and never sharing it with another job.
+
+Order (DESIGN section 3): explicit ``run_id`` -> rank 0 chooses and broadcasts (MPI) ->
+the launcher's job id -> a fresh directory.  Directory creation is ``os.mkdir``, which is
+atomic, so two jobs starting at the same instant can never both win the same name.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import secrets
+from pathlib import Path
+
+from ._constants import ARTIFACTS_DIRNAME, RANKS_DIRNAME
+from ._errors import ConfigError, StorageError
+from ._launcher import LaunchInfo
+
+__all__ = ["check_label", "create_run_dir", "fresh_run_id", "run_dir_name"]
+
+_SAFE_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+_FRESH_ATTEMPTS = 20
+
+# How many runs this process has started with a launcher-derived id: a script that runs two
+# experiments in one job step must not put the second into the first one's directory.
+_launcher_runs_started: dict[str, int] = {}
+
+
+def check_label(kind: str, value: object) -> str:
+    """Experiment names and run ids become directory names: keep them to a safe alphabet."""
+    if not isinstance(value, str) or not _SAFE_LABEL.match(value) or value in {".", ".."}:
+        raise ConfigError(
+            f"{kind} {value!r} is not usable as a directory name; use 1-128 letters, digits, "
+            "'.', '_', '+' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def fresh_run_id() -> str:
+    """A sortable, practically unique id: UTC time plus 24 random bits."""
+    now = _dt.datetime.now(_dt.UTC)
+    return f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+def run_dir_name(experiment: str, run_id: str) -> str:
+    return f"{experiment}_{run_id}"
+
+
+def _prepare(save_dir: Path) -> None:
+    try:
+        save_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create provenance_save_dir {save_dir}: {exc.strerror or exc}; "
+            "pass a writable provenance_save_dir"
+        ) from exc
+    if not os.access(save_dir, os.W_OK | os.X_OK):
+        raise StorageError(
+            f"provenance_save_dir {save_dir} is not writable; pass a writable provenance_save_dir"
+        )
+
+
+def _mkdir_new(path: Path) -> None:
+    """Create ``path`` and its subfolders; FileExistsError if another job has it."""
+    os.mkdir(path)
+    (path / RANKS_DIRNAME).mkdir()
+    (path / ARTIFACTS_DIRNAME).mkdir()
+
+
+def _claim_fresh(save_dir: Path, experiment: str) -> tuple[str, Path]:
+    for _ in range(_FRESH_ATTEMPTS):
+        run_id = fresh_run_id()
+        path = save_dir / run_dir_name(experiment, run_id)
+        try:
+            _mkdir_new(path)
+        except FileExistsError:
+            continue
+        return run_id, path
+    raise StorageError(f"could not create a fresh run directory under {save_dir}")
+
+
+def _claim_explicit(save_dir: Path, experiment: str, run_id: str) -> Path:
+    path = save_dir / run_dir_name(experiment, run_id)
+    try:
+        _mkdir_new(path)
+    except FileExistsError as exc:
+        raise ConfigError(
+            f"run directory {path} already exists (run_id={run_id!r}); pass another run_id, "
+            "or leave run_id unset to get a fresh one"
+        ) from exc
+    return path
+
+
+def _root_choose(save_dir: Path, experiment: str, run_id: str | None) -> tuple[str, Path]:
+    _prepare(save_dir)
+    if run_id is not None:
+        return run_id, _claim_explicit(save_dir, experiment, run_id)
+    return _claim_fresh(save_dir, experiment)
+
+
+def create_run_dir(
+    save_dir: Path, experiment: str, run_id: str | None, launch: LaunchInfo
+) -> tuple[str, Path]:
+    """Return ``(run_id, run_dir)``, the same on every rank of the job."""
+    if run_id is not None:
+        check_label("run_id", run_id)
+    save_dir = save_dir.absolute()
+    if launch.comm is not None and launch.world_size > 1:
+        # Rank 0 chooses; an error there is broadcast so every rank raises the same one.
+        result: tuple[str, Path] | Exception
+        if launch.rank == 0:
+            try:
+                result = _root_choose(save_dir, experiment, run_id)
+            except (StorageError, ConfigError) as exc:
+                result = exc
+        else:
+            result = RuntimeError("placeholder")  # replaced by the broadcast
+        result = launch.comm.bcast(result, root=0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+    if launch.world_size == 1 and run_id is None:
+        _prepare(save_dir)
+        return _claim_fresh(save_dir, experiment)
+    if launch.world_size == 1:
+        return _root_choose(save_dir, experiment, run_id)
+
+    # Several ranks and no MPI: every rank derives the same name from the launcher.
+    if run_id is None:
+        if launch.job_id is None:
+            raise ConfigError(
+                f"{launch.world_size} ranks were detected ({launch.launcher}) but no MPI and no "
+                "job id to agree on a run directory; pass run_id=... (the same on every rank) "
+                'or install mpi4py: pip install "yprov4ml-hpc[mpi]"'
+            )
+        count = _launcher_runs_started.get(launch.job_id, 0) + 1
+        _launcher_runs_started[launch.job_id] = count
+        run_id = launch.job_id if count == 1 else f"{launch.job_id}-{count}"
+        check_label("run_id", run_id)
+    _prepare(save_dir)
+    path = save_dir / run_dir_name(experiment, run_id)
+    try:
+        for sub in (path, path / RANKS_DIRNAME, path / ARTIFACTS_DIRNAME):
+            sub.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create run directory {path}: {exc}") from exc
+    return run_id, path
