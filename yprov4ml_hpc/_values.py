@@ -25,7 +25,7 @@ def coerce_metric_value(key: str, value: object) -> float:
         try:
             return float(value)
         except OverflowError:
-            return math.inf if int(value) > 0 else -math.inf
+            return math.inf if value > 0 else -math.inf  # type: ignore[operator]
     item = getattr(value, "item", None)  # NumPy 0-d arrays, 1-element torch tensors
     if callable(item):
         try:
