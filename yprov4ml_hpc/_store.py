@@ -36,7 +36,7 @@ __all__ = ["RankStore", "json_default"]
 
 _STR = h5py.string_dtype("utf-8")
 _RECORD_DATASETS = (PARAMS_DATASET, ARTIFACTS_DATASET, EVENTS_DATASET)
-_SERIES_CHUNK = 4096  # points per chunk: 32 KiB per dataset, a good HDF5 chunk size
+_SERIES_CHUNK = 1024  # points per chunk: 8 KiB per dataset; small series stay small on disk
 
 
 def json_default(value: object) -> object:
