@@ -83,9 +83,11 @@ class ProcessHooks:
         _end_active(self._run, status, "atexit (end_run was not called)")
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self._run._store.held_by_current_thread():
-            # We interrupted our own write on this thread: finish it first, then terminate.
-            self._run._store.deferred = lambda: self._terminate(signum, frame)
+        store = self._run._store
+        if store.held_by_current_thread() or (self._run.ended and store.is_open):
+            # We interrupted our own write (or end_run's close) on this thread: let it finish,
+            # then terminate when the write lock is released.
+            store.deferred = lambda: self._terminate(signum, frame)
             return
         self._terminate(signum, frame)
 
