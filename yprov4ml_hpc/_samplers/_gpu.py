@@ -105,24 +105,23 @@ class GpuSampler:
         """Cumulative energy (J) per owned GPU since the first call: costs ~4 ms per GPU."""
         self.energy_read = True
         for gpu in list(self._methods):
-            if self._methods[gpu] == METHOD_POWER_INTEGRATION:
-                power = self._query(gpu, "power", _power)
-                if power:
-                    self._integrate(gpu, power["power_w"], now_ns)
-                continue
-            try:
-                counter_mj = self.backend.energy_mj(gpu)
-            except NvmlNotSupported:
-                self._methods[gpu] = METHOD_POWER_INTEGRATION
-                self._energy_j.pop(gpu, None)
-                continue
-            except NvmlQueryError as exc:
-                del self._methods[gpu]
-                self._energy_j.pop(gpu, None)
-                self._warn(f"NVML energy counter failed on GPU {gpu} ({exc}); no energy for it")
-                continue
-            baseline = self._baseline_mj.setdefault(gpu, counter_mj)
-            self._energy_j[gpu] = (counter_mj - baseline) / 1000.0
+            if self._methods[gpu] == METHOD_COUNTER:
+                try:
+                    counter_mj = self.backend.energy_mj(gpu)
+                except NvmlNotSupported:  # pre-Volta: integrate power from now on
+                    self._methods[gpu] = METHOD_POWER_INTEGRATION
+                except NvmlQueryError as exc:
+                    del self._methods[gpu]
+                    self._energy_j.pop(gpu, None)
+                    self._warn(f"NVML energy counter failed on GPU {gpu} ({exc}); no energy for it")
+                    continue
+                else:
+                    baseline = self._baseline_mj.setdefault(gpu, counter_mj)
+                    self._energy_j[gpu] = (counter_mj - baseline) / 1000.0
+                    continue
+            power = self._query(gpu, "power", _power)
+            if power:
+                self._integrate(gpu, power["power_w"], now_ns)
         return {f"gpu{g}/energy_j": joules for g, joules in self._energy_j.items()}
 
     def _integrate(self, gpu: int, power_w: float, now_ns: int) -> None:

@@ -262,8 +262,10 @@ def owned_gpus(
     local rank g mod local_size. A rank may own no GPU. ``uuids`` (index -> UUID) resolves
     UUID entries of CUDA_VISIBLE_DEVICES.
 
-    Limitation: when each rank sees its own *disjoint* list of several GPUs, this local rule
-    cannot tell that apart from a shared list; pass ``gpu_ids`` in that layout.
+    Limitations of a rule that sees one rank only: a single visible GPU is owned by every rank
+    that sees it (right for one GPU per task; for Slurm's ``--gres=gpu:1`` shared by several
+    tasks the merge must count each (host, GPU UUID) once); and when each rank sees its own
+    *disjoint* list of several GPUs, it is dealt out as if shared. Pass ``gpu_ids`` there.
     """
     if local_size < 1 or not 0 <= local_rank < local_size:
         raise ConfigError(

@@ -281,7 +281,7 @@ class SamplerSet:
 
     def _emit(self, readings: dict[str, float], context: str, step: int | None, now: int) -> None:
         for name, value in readings.items():
-            self._record(name, value, context, step, now)
+            self._guarded(self._record, name, value, context, step, now)
 
     def _record_cheap(self, context: str | None, step: int | None, now: int) -> None:
         """Cheap readings of every sampler (lock held); one failing sampler spares the others."""
