@@ -57,3 +57,27 @@ TORCH_SIZE_VAR = "WORLD_SIZE"
 TORCH_LOCAL_RANK_VAR = "LOCAL_RANK"
 TORCH_LOCAL_SIZE_VAR = "LOCAL_WORLD_SIZE"
 TORCH_RUN_ID_VAR = "TORCHELASTIC_RUN_ID"
+
+# --- merge and finalize (one PROV document + summary per job) ---------------------------------
+PROV_DETAIL_CHOICES = ("auto", "rank", "job")
+# Our vocabulary (yprov4ml:Job, yprov4ml:rank, ...): one URI of our choosing, declared once.
+PROV_NAMESPACE_PREFIX = "yprov4ml"
+PROV_NAMESPACE_URI = "https://w3id.org/yprov4ml-hpc/ns#"
+XSD_NAMESPACE_URI = "http://www.w3.org/2001/XMLSchema#"
+# Identifiers of one run's records live in a namespace of their own (short ids, no clashes
+# when several runs are merged into one document).
+PROV_RUN_NAMESPACE_TEMPLATE = "urn:yprov4ml-hpc:run:{experiment}_{run_id}:"
+PROV_DOCUMENT_TEMPLATE = "prov_{experiment}_{run_id}.json"
+GRAPH_DOT_FILENAME = "graph.dot"
+GRAPH_SVG_FILENAME = "graph.svg"
+GRAPH_SVG_MAX_NODES = 5000  # beyond this `dot` runs for ages; graph.dot is still written
+CONSOLIDATED_FILENAME = "consolidated.h5"
+# Contexts written by the background samplers: not training steps (steps/stragglers ignore them).
+SAMPLER_CONTEXTS = ("energy", "gpu", "system")
+ENERGY_CONTEXT = "energy"
+# A rank is named a straggler for its wall time only if it is also this much longer than the
+# median: start-up jitter of a short job is not a straggler.
+STRAGGLER_MIN_WALL_EXCESS_S = 1.0
+# Once rank 0 has answered, the others wait this long (beyond finalize_timeout_s) for the
+# document to be built; building takes seconds even at 10^5 ranks, so this only bounds a crash.
+FINALIZE_BUILD_ALLOWANCE_S = 600.0

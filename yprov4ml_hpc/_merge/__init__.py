@@ -1,0 +1,28 @@
+"""Merging rank files into one PROV document and one summary per job (online and offline).
+
+``build`` is the one entry point shared by the collective finalize and ``yprov4ml-hpc merge``;
+``read_merge_meta`` is what each rank computes for its own file before finalize gathers it.
+Only ``build``/``assemble`` need networkx, so they are imported on first use: a non-root rank
+in finalize reads its own file without paying networkx's import (~0.2 s).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._inputs import RunInput, collect_run, read_merge_meta
+
+if TYPE_CHECKING:
+    from ._build import BuildResult, assemble, build, document_name
+
+__all__ = ["BuildResult", "RunInput", "assemble", "build", "collect_run", "document_name", "read_merge_meta"]
+
+_LAZY = frozenset({"BuildResult", "assemble", "build", "document_name"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import _build
+
+        return getattr(_build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,164 @@
+"""``build``: the ONE function that finalize and ``yprov4ml-hpc merge`` both call.
+
+Rank metas (given by finalize, read from the rank files otherwise) -> networkx graph ->
+``prov_<experiment>_<run_id>.json`` and ``summary.json`` (+ graph.dot/.svg, consolidated.h5).
+The document holds no wall-clock time of the build and every collection is walked in sorted
+order, so a finalize and a later merge of the same files write the same document; the
+summary differs only in ``generated_by``, ``generated_at`` and ``collector.finalize_time_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from .. import _constants as C
+from .._errors import ConfigError
+from ._consolidate import consolidate as write_consolidated
+from ._dot import write_dot, write_svg
+from ._graph import build_graph
+from ._inputs import Progress, RunInput, collect_run
+from ._provjson import write_prov_json
+from ._summary import summarize
+
+__all__ = ["BuildResult", "assemble", "build", "document_name"]
+
+RunDirs = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+@dataclass
+class BuildResult:
+    """What a build wrote, and the summary it computed."""
+
+    out_dir: Path
+    document: Path
+    summary_path: Path
+    summary: dict[str, Any]
+    document_bytes: int
+    runs: list[RunInput] = field(repr=False)
+    graph_dot: Path | None = None
+    graph_svg: Path | None = None
+    consolidated: Path | None = None
+    messages: list[str] = field(default_factory=list)  # one-liners for the user (svg skipped, ...)
+
+
+def document_name(runs: Sequence[RunInput]) -> str:
+    run_id = runs[0].run_id if len(runs) == 1 else f"{runs[0].run_id}..{runs[-1].run_id}"
+    return C.PROV_DOCUMENT_TEMPLATE.format(experiment=runs[0].experiment, run_id=run_id)
+
+
+def _per_rank(run: RunInput, prov_detail: str | None) -> bool:
+    detail = prov_detail or run.prov_detail
+    if detail not in C.PROV_DETAIL_CHOICES:
+        raise ConfigError(f"prov_detail must be one of {C.PROV_DETAIL_CHOICES}, got {detail!r}")
+    if detail == "auto":
+        return run.world_size <= C.PROV_DETAIL_AUTO_MAX_RANKS
+    return detail == "rank"
+
+
+def _as_dirs(run_dirs: RunDirs) -> list[Path]:
+    if isinstance(run_dirs, (str, os.PathLike)):
+        return [Path(run_dirs)]
+    dirs = [Path(d) for d in run_dirs]
+    if not dirs:
+        raise ConfigError("no run directory given; pass at least one")
+    return dirs
+
+
+def assemble(
+    run_dirs: RunDirs,
+    *,
+    metas: Mapping[int, dict[str, Any] | None] | None = None,
+    prov_detail: str | None = None,
+    strict: bool = False,
+    progress: Progress | None = None,
+) -> tuple[list[RunInput], nx.MultiDiGraph]:
+    """Read (or take) the rank metas of every run and build the graph; writes nothing."""
+    dirs = _as_dirs(run_dirs)
+    if metas is not None and len(dirs) != 1:
+        raise ConfigError("metas can be given for one run directory only")
+    runs = [
+        collect_run(d, metas if i == 0 else None, strict=strict, progress=progress)
+        for i, d in enumerate(dirs)
+    ]
+    seen: dict[tuple[str, str], Path] = {}
+    for run in runs:
+        key = (run.experiment, run.run_id)
+        if key in seen:
+            raise ConfigError(
+                f"{run.run_dir} and {seen[key]} are the same run ({run.experiment}_{run.run_id}); "
+                "pass each run directory once"
+            )
+        seen[key] = run.run_dir
+    graph = build_graph(runs, [_per_rank(run, prov_detail) for run in runs])
+    return runs, graph
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # allow_nan=False: the summary turns non-finite numbers into null; this proves it did.
+    tmp.write_text(json.dumps(value, indent=1, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def build(
+    run_dirs: RunDirs,
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    metas: Mapping[int, dict[str, Any] | None] | None = None,
+    generated_by: str = "merge",
+    prov_detail: str | None = None,
+    straggler_factor: float = C.DEFAULT_STRAGGLER_FACTOR,
+    strict: bool = False,
+    create_graph: bool = False,
+    create_svg: bool = False,
+    consolidate: bool = False,
+    started: float | None = None,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Merge one run directory (or several, chained in order) into one document and summary.
+
+    ``out_dir`` defaults to the run directory (required for several).  ``metas`` (rank -> merge
+    meta) are what finalize gathered; ranks without one are read from disk.  ``started`` is the
+    ``time.perf_counter()`` at which finalize began, so ``finalize_time_s`` includes the wait.
+    """
+    started = time.perf_counter() if started is None else started
+    if generated_by not in ("finalize", "merge"):
+        raise ConfigError(f"generated_by must be 'finalize' or 'merge', got {generated_by!r}")
+    if not straggler_factor > 0:
+        raise ConfigError(f"straggler_factor must be > 0, got {straggler_factor!r}")
+    dirs = _as_dirs(run_dirs)
+    if out_dir is None and len(dirs) > 1:
+        raise ConfigError("merging several run directories needs an output directory (-o OUT_DIR)")
+    target = Path(out_dir) if out_dir is not None else dirs[0]
+    target.mkdir(parents=True, exist_ok=True)
+    runs, graph = assemble(dirs, metas=metas, prov_detail=prov_detail, strict=strict, progress=progress)
+    document = target / document_name(runs)
+    document_bytes = write_prov_json(graph, document)
+    result = BuildResult(target, document, target / C.SUMMARY_FILENAME, {}, document_bytes, runs)
+    if create_graph or create_svg:
+        result.graph_dot = write_dot(graph, target / C.GRAPH_DOT_FILENAME)
+        if create_svg:
+            result.graph_svg, message = write_svg(
+                result.graph_dot, target / C.GRAPH_SVG_FILENAME, graph.number_of_nodes()
+            )
+            if message:
+                result.messages.append(message)
+    if consolidate:
+        result.consolidated = write_consolidated(runs, target / C.CONSOLIDATED_FILENAME, progress)
+    # The summary goes last: its presence tells waiting ranks that everything is written.
+    result.summary = summarize(
+        runs,
+        generated_by=generated_by,
+        straggler_factor=straggler_factor,
+        finalize_time_s=time.perf_counter() - started,
+    )
+    _write_json(result.summary_path, result.summary)
+    return result

@@ -1,0 +1,191 @@
+"""Exports of a run: the PROV document in other serialisations, and the raw metrics as plain files.
+
+- ``provn``, ``xml`` (PROV-XML), ``rdf`` (PROV-O as Turtle), ``jsonld`` (PROV-O as JSON-LD):
+  the job's PROV-JSON read and re-serialised by the ``prov`` library (xml needs ``prov[xml]``).
+- ``metrics-json``: every series of every rank and all params in one JSON file, values exactly
+  as logged.  JSON has no NaN/inf, so non-finite values are the strings ``"NaN"``,
+  ``"Infinity"`` and ``"-Infinity"`` (``float()`` reads them back exactly).
+- ``csv``: one ``step,value,time_ns`` file per series and rank under
+  ``<context>/<name>/rank_NNNNNN.csv`` (names escaped as in the rank files), plus ``series.csv``
+  (the index) and ``params.csv``.  Floats are written with ``repr`` (round-trip exact).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from .. import _constants as C
+from .._errors import ConfigError, MergeError
+from .._names import escape_name
+from .._reader import load_run
+
+__all__ = ["FORMATS", "export", "find_document"]
+
+# format -> file suffix of the default output name (None: a directory)
+FORMATS: dict[str, str | None] = {
+    "provn": ".provn",
+    "xml": ".xml",
+    "rdf": ".ttl",
+    "jsonld": ".jsonld",
+    "metrics-json": ".json",
+    "csv": None,
+}
+
+
+def find_document(run_dir: Path) -> Path:
+    """The PROV-JSON document of a run (or merge output) directory."""
+    summary = run_dir / C.SUMMARY_FILENAME
+    if summary.is_file():
+        try:
+            info = json.loads(summary.read_text(encoding="utf-8"))
+            named = run_dir / C.PROV_DOCUMENT_TEMPLATE.format(
+                experiment=info["experiment"], run_id=info["run_id"]
+            )
+            if named.is_file():
+                return named
+        except (ValueError, KeyError, TypeError):
+            pass
+    found = sorted(run_dir.glob("prov_*.json"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise MergeError(f"no prov_*.json in {run_dir}; write it first with: yprov4ml-hpc merge {run_dir}")
+    raise MergeError(f"several prov_*.json in {run_dir} and no summary.json naming one; pass -o to merge")
+
+
+def _default_output(run_dir: Path, fmt: str, document: Path | None) -> Path:
+    suffix = FORMATS[fmt]
+    if suffix is None:
+        return run_dir / "csv"
+    if fmt == "metrics-json":
+        return run_dir / "metrics.json"
+    assert document is not None
+    return document.with_suffix(suffix)
+
+
+def _export_prov(document: Path, fmt: str, target: Path) -> None:
+    import prov
+    from prov.serializers import DoNotExist
+
+    doc = prov.read(str(document), format="json")
+    if doc is None:
+        raise ConfigError(f"{document} holds no PROV document")
+    text: str | bytes | None
+    try:
+        if fmt == "provn":
+            text = doc.serialize(format="provn")
+        elif fmt == "xml":
+            text = doc.serialize(format="xml")
+        else:
+            text = doc.serialize(format="rdf", rdf_format="turtle" if fmt == "rdf" else "json-ld")
+    except DoNotExist as exc:  # a missing extra, e.g. lxml for PROV-XML
+        raise ConfigError(f"cannot write {fmt}: {exc}") from exc
+    if text is None:
+        raise ConfigError(f"the prov library wrote nothing for {fmt}")
+    _write_text(target, text if isinstance(text, str) else text.decode("utf-8"))
+
+
+def _write_text(target: Path, text: str) -> None:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+
+
+def _exact(value: float) -> float | str:
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _export_metrics_json(run_dir: Path, target: Path) -> None:
+    data = load_run(run_dir)
+    out: dict[str, Any] = {
+        "schema": "yprov4ml_hpc/metrics",
+        "schema_version": 1,
+        "run_id": data.run_id,
+        "experiment": data.experiment,
+        "world_size": data.world_size,
+        "params": {str(r.rank): data.params(r.rank) for r in data.ranks},
+        "series": [
+            {
+                "name": s.name,
+                "context": s.context,
+                "rank": s.rank,
+                "step": s.step.tolist(),
+                "value": [_exact(v) for v in s.value.tolist()],
+                "time_ns": s.time_ns.tolist(),
+            }
+            for s in data.iter_series()
+        ],
+    }
+    _write_text(target, json.dumps(out, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def _export_csv(run_dir: Path, target: Path) -> None:
+    data = load_run(run_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    index = []
+    for s in data.iter_series():
+        relative = Path(escape_name(s.context), escape_name(s.name), f"rank_{s.rank:06d}.csv")
+        path = target / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["step", "value", "time_ns"])
+            writer.writerows(
+                zip(s.step.tolist(), map(repr, s.value.tolist()), s.time_ns.tolist(), strict=True)
+            )
+        index.append([s.name, s.context, s.rank, len(s), relative.as_posix()])
+    with (target / "series.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["name", "context", "rank", "count", "file"])
+        writer.writerows(index)
+    with (target / "params.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["rank", "name", "value_json", "type", "context"])
+        for rank in data.ranks:
+            for record in data.meta(rank.rank)["params"]:
+                writer.writerow(
+                    [
+                        rank.rank,
+                        record["name"],
+                        json.dumps(record["value"], ensure_ascii=False),
+                        record.get("type", ""),
+                        record.get("context", ""),
+                    ]
+                )
+
+
+def export(run_dir: str | os.PathLike[str], fmt: str, output: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``run_dir`` in format ``fmt``; returns the file (or folder, for csv) written.
+
+    ``output`` defaults to the run directory; an existing directory gets the default name.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise ConfigError(f"{root} is not a directory; pass a run directory")
+    prov_format = fmt in ("provn", "xml", "rdf", "jsonld")
+    document = find_document(root) if prov_format else None
+    if output is None:
+        target = _default_output(root, fmt, document)
+    else:
+        target = Path(output)
+        if FORMATS[fmt] is not None and target.is_dir():
+            target = target / _default_output(root, fmt, document).name
+    if FORMATS[fmt] is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    if prov_format:
+        assert document is not None
+        _export_prov(document, fmt, target)
+    elif fmt == "metrics-json":
+        _export_metrics_json(root, target)
+    else:
+        _export_csv(root, target)
+    return target

@@ -1,0 +1,279 @@
+"""summary.json: the job in numbers (DESIGN section 5).
+
+Definitions (documented in the README):
+
+- ``ranks[].steps``: the largest number of points among the rank's own series (sampler
+  contexts ``system``/``gpu``/``energy`` excluded); ``bytes``: the rank file's size on disk;
+  ``wall_time_s``: start to end, or to the last flush for a rank that died silently.
+- ``metrics[].last``: the mean over ranks of each rank's last logged value (in a multi-run
+  merge, over the ranks of the latest run that has the series).
+- ``stragglers``: a rank whose median time per step (on the job's main series: the non-sampler
+  series with the most points) is more than ``factor`` x the median over ranks; or whose wall
+  time is more than ``factor`` x the median and at least ``STRAGGLER_MIN_WALL_EXCESS_S`` longer.
+- ``energy``: each energy series is cumulative, so a rank's figure is its last finite value.
+  A node's figure is codecarbon's whole-machine energy where the node has one (it already
+  covers CPU, GPU and RAM), else the sum of its ranks' NVML GPU and RAPL counters; ``total_j``
+  sums the nodes.  ``ranks[].energy_j`` is what that rank measured by the same rule.
+- Non-finite numbers are written as ``null`` (see ``_stats``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import statistics
+from typing import Any
+
+from .. import _constants as C
+from ._inputs import RunInput
+from ._stats import aggregate_series, json_number, rank_status
+
+__all__ = ["summarize"]
+
+_GPU_ENERGY = re.compile(r"^gpu\d+/energy_j$")
+_RAPL_ENERGY = re.compile(r"^rapl/package\d+_energy_j$")
+_CC_ENERGY = "codecarbon/energy_j"
+_CC_EMISSIONS = "codecarbon/emissions_kg"
+_DEFAULT_METHODS = (("gpu", "nvml"), ("rapl/", "rapl"), ("codecarbon/", "codecarbon"))
+TOTAL_RULE = "per node: codecarbon where present, else NVML GPU + RAPL counters; total: sum of nodes"
+
+
+def _host(meta: dict[str, Any]) -> str:
+    return str(meta["attrs"].get("host", ""))
+
+
+def _wall_time_s(attrs: dict[str, Any]) -> float | None:
+    start = int(attrs.get("start_ns", 0))
+    end = int(attrs.get("end_ns", 0)) or int(attrs.get("updated_ns", 0))
+    return (end - start) / 1e9 if start and end >= start else None
+
+
+def _is_own_series(context: str) -> bool:
+    return context not in C.SAMPLER_CONTEXTS
+
+
+def _energy_figures(meta: dict[str, Any]) -> dict[str, float]:
+    return {
+        s["name"]: s["stats"]["last_finite"]
+        for s in meta["series"]
+        if s["context"] == C.ENERGY_CONTEXT and s["stats"]["last_finite"] is not None
+    }
+
+
+def _rank_energy(figures: dict[str, float]) -> float | None:
+    if _CC_ENERGY in figures:
+        return figures[_CC_ENERGY]
+    counters = [v for k, v in figures.items() if _GPU_ENERGY.match(k) or _RAPL_ENERGY.match(k)]
+    return sum(counters) if counters else None
+
+
+def _rank_entries(runs: list[RunInput], multi: bool) -> list[dict[str, Any]]:
+    entries = []
+    for run in runs:
+        for rank in range(run.world_size):
+            meta = run.metas.get(rank)
+            entry: dict[str, Any]
+            if meta is None:
+                entry = {
+                    "rank": rank,
+                    "host": None,
+                    "local_rank": None,
+                    "status": C.STATUS_MISSING,
+                    "wall_time_s": None,
+                    "steps": None,
+                    "bytes": None,
+                    "energy_j": None,
+                }
+                if rank in run.damaged:
+                    entry["problem"] = run.damaged[rank]
+            else:
+                attrs = meta["attrs"]
+                own = [s["count"] for s in meta["series"] if _is_own_series(s["context"])]
+                entry = {
+                    "rank": rank,
+                    "host": _host(meta),
+                    "local_rank": int(attrs.get("local_rank", 0)),
+                    "status": rank_status(attrs),
+                    "wall_time_s": json_number(_wall_time_s(attrs)),
+                    "steps": max(own, default=0),
+                    "bytes": int(meta.get("file_bytes", 0)),
+                    "energy_j": json_number(_rank_energy(_energy_figures(meta))),
+                }
+            if multi:
+                entry["run_id"] = run.run_id
+            entries.append(entry)
+    return entries
+
+
+def _metric_entries(runs: list[RunInput], multi: bool) -> list[dict[str, Any]]:
+    aggregates = aggregate_series(
+        (i, rank, _host(meta), meta) for i, run in enumerate(runs) for rank, meta in run.metas.items()
+    )
+    out = []
+    for agg in aggregates.values():
+        entry: dict[str, Any] = {
+            "name": agg.name,
+            "context": agg.context,
+            "count": agg.count,
+            "nan_count": agg.nan_count,
+            "ranks": len(agg.ranks),
+            "min": json_number(agg.min),
+            "max": json_number(agg.max),
+            "mean": json_number(agg.mean),
+            "last": json_number(agg.last),
+            "min_rank": agg.min_rank,
+            "min_host": agg.min_host,
+            "max_rank": agg.max_rank,
+            "max_host": agg.max_host,
+        }
+        if multi:
+            entry["min_run_id"] = runs[agg.min_run].run_id if agg.min_rank is not None else None
+            entry["max_run_id"] = runs[agg.max_run].run_id if agg.max_rank is not None else None
+        out.append(entry)
+    return out
+
+
+def _main_series(run: RunInput) -> tuple[str, str] | None:
+    totals: dict[tuple[str, str], int] = {}
+    for meta in run.metas.values():
+        for s in meta["series"]:
+            if _is_own_series(s["context"]):
+                key = (s["context"], s["name"])
+                totals[key] = totals.get(key, 0) + s["count"]
+    if not totals:
+        return None
+    return min(totals, key=lambda key: (-totals[key], key))
+
+
+def _stragglers(run: RunInput, factor: float, multi: bool) -> list[dict[str, Any]]:
+    found: dict[int, list[str]] = {}
+    main = _main_series(run)
+    if main is not None:
+        intervals: dict[int, float] = {}
+        for rank, meta in run.metas.items():
+            for s in meta["series"]:
+                if (s["context"], s["name"]) == main and s["stats"]["median_interval_s"] is not None:
+                    intervals[rank] = s["stats"]["median_interval_s"]
+        if len(intervals) >= 2:
+            median = statistics.median(intervals.values())
+            for rank, interval in intervals.items():
+                if median > 0 and interval > factor * median:
+                    found.setdefault(rank, []).append(
+                        f"median step interval {interval:.6g} s is {interval / median:.2f}x the median "
+                        f"over ranks ({median:.6g} s) on {main[1]!r} ({main[0]})"
+                    )
+    walls = {r: w for r, m in run.metas.items() if (w := _wall_time_s(m["attrs"])) is not None}
+    if len(walls) >= 2:
+        median = statistics.median(walls.values())
+        for rank, wall in walls.items():
+            if median > 0 and wall > factor * median and wall - median >= C.STRAGGLER_MIN_WALL_EXCESS_S:
+                found.setdefault(rank, []).append(
+                    f"wall time {wall:.3f} s is {wall / median:.2f}x the median over ranks ({median:.3f} s)"
+                )
+    out = []
+    for rank in sorted(found):
+        entry: dict[str, Any] = {
+            "rank": rank,
+            "host": _host(run.metas[rank]),
+            "reason": "; ".join(found[rank]),
+        }
+        if multi:
+            entry["run_id"] = run.run_id
+        out.append(entry)
+    return out
+
+
+def _energy(runs: list[RunInput]) -> dict[str, Any]:
+    per_node: dict[str, float] = {}
+    emissions: float | None = None
+    methods: dict[str, set[str]] = {}
+    measured = False
+    for run in runs:
+        nodes: dict[str, dict[str, float]] = {}  # host -> {"cc": J, "counters": J}
+        for meta in run.metas.values():
+            figures = _energy_figures(meta)
+            if not figures:
+                continue
+            declared = meta["attrs"].get("energy_methods")
+            declared = json.loads(declared) if isinstance(declared, str) and declared.startswith("{") else {}
+            for name in figures:
+                default = next((m for prefix, m in _DEFAULT_METHODS if name.startswith(prefix)), "unknown")
+                methods.setdefault(name, set()).add(str(declared.get(name, default)))
+            node = nodes.setdefault(_host(meta), {})
+            if _CC_ENERGY in figures:
+                node["cc"] = node.get("cc", 0.0) + figures[_CC_ENERGY]
+            counters = [v for k, v in figures.items() if _GPU_ENERGY.match(k) or _RAPL_ENERGY.match(k)]
+            if counters:
+                node["counters"] = node.get("counters", 0.0) + sum(counters)
+            if _CC_EMISSIONS in figures:
+                emissions = (emissions or 0.0) + figures[_CC_EMISSIONS]
+        for host in sorted(nodes):
+            parts = nodes[host]
+            if "cc" in parts or "counters" in parts:
+                measured = True
+                per_node[host] = per_node.get(host, 0.0) + parts.get("cc", parts.get("counters", 0.0))
+    method_text = {name: ", ".join(sorted(found)) for name, found in sorted(methods.items())}
+    if measured:
+        method_text["total_j"] = TOTAL_RULE
+    return {
+        "total_j": json_number(sum(per_node.values())) if measured else None,
+        "per_node_j": {host: json_number(v) for host, v in sorted(per_node.items())},
+        "emissions_kg": json_number(emissions),
+        "methods": method_text,
+    }
+
+
+def _collector(runs: list[RunInput], finalize_time_s: float | None) -> dict[str, Any]:
+    def total(key: str, cast: type) -> Any:
+        return cast(sum(cast(m["attrs"].get(key, 0)) for run in runs for m in run.metas.values()))
+
+    return {
+        "log_calls": total("log_calls", int),
+        "flushes": total("flushes", int),
+        "flush_time_s": total("flush_time_s", float),
+        "finalize_time_s": None if finalize_time_s is None else round(finalize_time_s, 6),
+        "bytes_written": total("bytes_written", int),
+    }
+
+
+def summarize(
+    runs: list[RunInput],
+    *,
+    generated_by: str,
+    straggler_factor: float = C.DEFAULT_STRAGGLER_FACTOR,
+    finalize_time_s: float | None = None,
+) -> dict[str, Any]:
+    """The summary of one run, or of several runs merged in the given order."""
+    multi = len(runs) > 1
+    first = runs[0]
+    summary: dict[str, Any] = {
+        "schema": C.SUMMARY_SCHEMA,
+        "schema_version": C.SUMMARY_SCHEMA_VERSION,
+        "run_id": first.run_id if not multi else "..".join((first.run_id, runs[-1].run_id)),
+        "experiment": first.experiment,
+        "world_size": max(run.world_size for run in runs),
+        "generated_by": generated_by,
+        "generated_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
+        "ranks": _rank_entries(runs, multi),
+        "metrics": _metric_entries(runs, multi),
+        "stragglers": [s for run in runs for s in _stragglers(run, straggler_factor, multi)],
+        "energy": _energy(runs),
+        "collector": _collector(runs, finalize_time_s),
+        "problems": [
+            {"file": name, "reason": why, **({"run_id": run.run_id} if multi else {})}
+            for run in runs
+            for name, why in run.problems
+        ],
+    }
+    if multi:
+        summary["runs"] = [
+            {
+                "run_id": r.run_id,
+                "experiment": r.experiment,
+                "world_size": r.world_size,
+                "run_dir": str(r.run_dir),
+            }
+            for r in runs
+        ]
+    return summary
