@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _constants as C
-from ._errors import RunStateError, Yprov4mlWarning
+from ._errors import ConfigError, RunStateError, Yprov4mlWarning
 from ._run import Run
 
 __all__ = [
@@ -125,21 +125,61 @@ def start_run(
         return _active
 
 
-def _end_active(run: Run, status: str, reason: str) -> Path:
-    """Close ``run`` and clear it as the active run (shared by end_run, signals, atexit)."""
+def _end_active(run: Run, status: str, reason: str, finalize: bool = False) -> Path:
+    """Close ``run`` and clear it as the active run (shared by end_run, signals, atexit).
+
+    ``finalize=True`` (end_run, and a ``with start_run(...)`` block left without an exception)
+    then writes the job's document and summary, collectively over the ranks.  Signals and
+    atexit never finalize: they must not wait for other ranks, and MPI may be gone at exit.
+    """
     global _active
+    already_ended = run.ended  # e.g. end_run() inside a `with` block: finalize only once
     try:
         run.close(status, reason)
     finally:
         if _active is run:
             _active = None
+    if finalize and not already_ended:
+        from ._finalize import finalize as finalize_job
+
+        finalize_job(run)
     return run.run_dir
 
 
-def end_run(create_graph: bool = False, create_svg: bool = False, **ignored: Any) -> Path:
-    """Flush and close this rank's file; return the run directory on every rank."""
+def end_run(
+    create_graph: bool = False,
+    create_svg: bool = False,
+    finalize_timeout_s: float | None = None,
+    prov_detail: str | None = None,
+    **ignored: Any,
+) -> Path:
+    """Close this rank's file, then write the job's PROV document and summary.json (rank 0).
+
+    Every rank must call it: it returns the run directory on every rank once both files exist.
+    A rank that does not arrive within ``finalize_timeout_s`` (default: the value given to
+    start_run) is left out and marked incomplete; nothing waits longer.  ``prov_detail``
+    overrides start_run's ("auto", "rank" or "job"; not recorded in the rank files, so pass
+    the same ``--prov-detail`` to a later merge).  ``create_graph`` writes graph.dot,
+    ``create_svg`` also graph.svg where Graphviz is installed.  Other yProv4ML arguments are
+    accepted and ignored.
+    """
+    if prov_detail is not None and prov_detail not in C.PROV_DETAIL_CHOICES:
+        raise ConfigError(f"prov_detail must be one of {C.PROV_DETAIL_CHOICES}, got {prov_detail!r}")
+    if finalize_timeout_s is not None and not (
+        isinstance(finalize_timeout_s, (int, float)) and finalize_timeout_s >= 0
+    ):
+        raise ConfigError(f"finalize_timeout_s must be a number >= 0, got {finalize_timeout_s!r}")
     run = _require("end_run")
-    return _end_active(run, C.STATUS_FINISHED, "end_run")
+    _end_active(run, C.STATUS_FINISHED, "end_run")
+    from ._finalize import finalize
+
+    return finalize(
+        run,
+        timeout_s=finalize_timeout_s,
+        prov_detail=prov_detail,
+        create_graph=create_graph,
+        create_svg=create_svg,
+    )
 
 
 def active_run() -> Run | None:

@@ -494,7 +494,10 @@ class Run:
         status = C.STATUS_FINISHED if exc_type is None else C.STATUS_FAILED
         if exc_type is KeyboardInterrupt:
             status = C.STATUS_KILLED
-        _end_active(self, status, f"context manager exit ({exc_type.__name__ if exc_type else 'ok'})")
+        _end_active(
+            self, status, f"context manager exit ({exc_type.__name__ if exc_type else 'ok'})",
+            finalize=exc_type is None,  # an escaping exception must not wait for other ranks
+        )
 
     def __repr__(self) -> str:
         return (

@@ -1,0 +1,262 @@
+"""Collective finalize: after every rank closed its file, rank 0 writes ONE document per job.
+
+Each rank computes its own merge meta (attributes, records and a few numbers per series,
+never metric values) right after closing its file, then:
+
+- **MPI** (the launch has a communicator): point-to-point messages with rank 0 only, each
+  received after a non-blocking probe, so no rank ever sits in a blocking call whose partner
+  may be dead.  A rank says *hello*; rank 0 answers *ack* and the rank sends its meta; once
+  every rank has said hello, or ``finalize_timeout_s`` after rank 0 arrived, rank 0 builds
+  (reading from disk what it did not receive: a silent rank's file is ``incomplete``) and
+  sends the result to every rank it acknowledged.  A rank that gets no ack within
+  ``finalize_timeout_s`` (rank 0 never came) warns and returns.
+  Why not ``Ibarrier`` then ``gather``: ranks can disagree about whether the barrier completed
+  before the deadline (completion reaches them at different times), and one rank in a
+  blocking ``gather`` that the others gave up on hangs forever.  With rank 0 as the only
+  decider and every wait a probe loop with a deadline, nobody can hang; messages carry the
+  run id, so a late message from an earlier run in the same process is ignored.
+- **No MPI, several ranks** (torchrun, srun without MPI): rank 0 polls the other rank files
+  until none is still ``running`` (or the timeout), then builds from disk; the others wait
+  until the summary exists (rank 0 writes it last, atomically).
+- **One rank**: build at once.
+
+Failures never raise out of ``end_run``: the rank files are complete whatever happens here,
+so a failed build is a warning that says to run ``yprov4ml-hpc merge RUN_DIR`` later.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import _constants as C
+from ._errors import Yprov4mlError, Yprov4mlWarning
+
+if TYPE_CHECKING:
+    from ._run import Run
+
+__all__ = ["finalize"]
+
+# Tags on the user's communicator, chosen to be unlikely in user code ("YP" = 0x5950).
+TAG_HELLO, TAG_ACK, TAG_META, TAG_RESULT = 0x5950, 0x5951, 0x5952, 0x5953
+_POLL_MIN_S, _POLL_MAX_S = 0.0005, 0.02
+_FILE_POLL_MIN_S, _FILE_POLL_MAX_S = 0.05, 1.0
+
+# Requests of isend must outlive the call (mpi4py keeps the pickled buffer in the request).
+_pending_sends: list[Any] = []
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, Yprov4mlWarning, stacklevel=4)
+
+
+class _Poller:
+    """Sleep a little longer each idle round: fast when messages flow, cheap when waiting."""
+
+    def __init__(self, low: float = _POLL_MIN_S, high: float = _POLL_MAX_S) -> None:
+        self.low, self.high, self.delay = low, high, low
+
+    def idle(self) -> None:
+        time.sleep(self.delay)
+        self.delay = min(self.delay * 2, self.high)
+
+    def busy(self) -> None:
+        self.delay = self.low
+
+
+def _own_meta(run: Run) -> dict[str, Any] | None:
+    from ._merge import read_merge_meta
+
+    try:
+        return read_merge_meta(run._store.path)
+    except Yprov4mlError:
+        return None  # rank 0 reads the file itself and reports why it is damaged
+
+
+def _build(
+    run: Run, metas: dict[int, dict[str, Any] | None], started: float, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Rank 0: the one build; returns a small, picklable result for every rank."""
+    from ._merge import build
+
+    try:
+        result = build(run.run_dir, metas=metas, generated_by="finalize", started=started, **options)
+    except Exception as exc:  # noqa: BLE001 - any failure here must reach every rank as a warning
+        return {"run_id": run.run_id, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    for message in result.messages:
+        print(f"yprov4ml_hpc: {message}", file=sys.stderr, flush=True)
+    return {
+        "run_id": run.run_id,
+        "ok": True,
+        "document": str(result.document),
+        "summary": str(result.summary_path),
+        "missing": [e["rank"] for e in result.summary["ranks"] if e["status"] == C.STATUS_MISSING],
+    }
+
+
+def _report(run: Run, result: dict[str, Any] | None, why: str = "") -> None:
+    if result is None:
+        _warn(
+            f"rank {run.rank}: no provenance document for {run.run_dir}: {why}; the rank files are "
+            f"complete, write it later with: yprov4ml-hpc merge {run.run_dir}"
+        )
+    elif not result["ok"]:
+        _warn(
+            f"rank {run.rank}: building the provenance document failed ({result['error']}); the rank "
+            f"files are complete, retry with: yprov4ml-hpc merge {run.run_dir}"
+        )
+
+
+# --- MPI --------------------------------------------------------------------------------------
+def _mpi_root(run: Run, comm: Any, timeout: float, started: float, options: dict[str, Any]) -> dict[str, Any]:
+    from mpi4py import MPI
+
+    size = comm.Get_size()
+    metas: dict[int, dict[str, Any] | None] = {0: _own_meta(run)}
+    acked: set[int] = set()
+    status = MPI.Status()
+    deadline = time.monotonic() + timeout
+    poller = _Poller()
+    # Arrival phase: bounded by the timeout.  Metas of acknowledged ranks follow at once, so
+    # they get a grace period beyond it (they are alive and already sending).
+    while True:
+        progressed = False
+        while comm.iprobe(source=MPI.ANY_SOURCE, tag=TAG_HELLO, status=status):
+            source = status.Get_source()
+            if comm.recv(source=source, tag=TAG_HELLO) == run.run_id and source not in acked:
+                acked.add(source)
+                _pending_sends.append(comm.isend(run.run_id, dest=source, tag=TAG_ACK))
+            progressed = True
+        while comm.iprobe(source=MPI.ANY_SOURCE, tag=TAG_META, status=status):
+            source = status.Get_source()
+            run_id, meta = comm.recv(source=source, tag=TAG_META)
+            if run_id == run.run_id:
+                metas[source] = meta
+            progressed = True
+        now = time.monotonic()
+        all_here = len(acked) == size - 1
+        if all(r in metas for r in acked) and (all_here or now >= deadline):
+            break
+        if now >= deadline + timeout:
+            # An acknowledged rank sends its (precomputed) meta at once; if it has not come by
+            # now the rank died or gave up in between: its file on disk stands in for it.
+            break
+        if progressed:
+            poller.busy()
+        else:
+            poller.idle()
+    result = _build(run, metas, started, options)
+    for rank in sorted(acked):
+        _pending_sends.append(comm.isend(result, dest=rank, tag=TAG_RESULT))
+    return result
+
+
+def _wait_for(comm: Any, tag: int, run_id: str, deadline: float) -> Any:
+    """Receive the next message from rank 0 with ``tag`` for this run, or None at the deadline."""
+    poller = _Poller()
+    while time.monotonic() < deadline:
+        if comm.iprobe(source=0, tag=tag):
+            message = comm.recv(source=0, tag=tag)
+            received_id = message["run_id"] if isinstance(message, dict) else message
+            if received_id == run_id:
+                return message
+            poller.busy()  # a late message of an earlier run: drop it
+            continue
+        poller.idle()
+    return None
+
+
+def _mpi_other(run: Run, comm: Any, timeout: float) -> dict[str, Any] | None:
+    meta = _own_meta(run)
+    _pending_sends.append(comm.isend(run.run_id, dest=0, tag=TAG_HELLO))
+    if _wait_for(comm, TAG_ACK, run.run_id, time.monotonic() + timeout) is None:
+        _report(run, None, f"rank 0 did not reach end_run within finalize_timeout_s={timeout:g} s")
+        return None
+    _pending_sends.append(comm.isend((run.run_id, meta), dest=0, tag=TAG_META))
+    result = _wait_for(
+        comm, TAG_RESULT, run.run_id, time.monotonic() + timeout + C.FINALIZE_BUILD_ALLOWANCE_S
+    )
+    if result is None:
+        _report(run, None, "rank 0 acknowledged but sent no result (did it die while building?)")
+    return result
+
+
+# --- no MPI, several ranks --------------------------------------------------------------------
+def _file_status(path: Path) -> str | None:
+    import h5py
+
+    try:
+        with h5py.File(path, "r", locking=False) as handle:
+            value = handle.attrs.get("status")
+    except (OSError, KeyError, RuntimeError):
+        return None  # not there yet, or caught mid-write: look again later
+    return value.decode() if isinstance(value, bytes) else (str(value) if value is not None else None)
+
+
+def _files_root(run: Run, timeout: float, started: float, options: dict[str, Any]) -> dict[str, Any]:
+    ranks_dir = run.run_dir / C.RANKS_DIRNAME
+    waiting = set(range(1, run.world_size))
+    deadline = time.monotonic() + timeout
+    poller = _Poller(_FILE_POLL_MIN_S, _FILE_POLL_MAX_S)
+    while waiting and time.monotonic() < deadline:
+        for rank in sorted(waiting):
+            status = _file_status(ranks_dir / C.RANK_FILE_TEMPLATE.format(rank=rank))
+            if status is not None and status != C.STATUS_RUNNING:
+                waiting.discard(rank)
+        if waiting:
+            poller.idle()
+    return _build(run, {0: _own_meta(run)}, started, options)
+
+
+def _files_other(run: Run, timeout: float) -> dict[str, Any] | None:
+    summary = run.run_dir / C.SUMMARY_FILENAME
+    deadline = time.monotonic() + 2 * timeout + C.FINALIZE_BUILD_ALLOWANCE_S
+    root_file = run.run_dir / C.RANKS_DIRNAME / C.RANK_FILE_TEMPLATE.format(rank=0)
+    root_deadline = time.monotonic() + timeout
+    poller = _Poller(_FILE_POLL_MIN_S, _FILE_POLL_MAX_S)
+    while not summary.exists():
+        now = time.monotonic()
+        if now >= deadline or (now >= root_deadline and _file_status(root_file) in (None, C.STATUS_RUNNING)):
+            _report(run, None, f"rank 0 wrote no summary within finalize_timeout_s={timeout:g} s")
+            return None
+        poller.idle()
+    return {"run_id": run.run_id, "ok": True, "summary": str(summary)}
+
+
+def finalize(
+    run: Run,
+    *,
+    timeout_s: float | None = None,
+    prov_detail: str | None = None,
+    create_graph: bool = False,
+    create_svg: bool = False,
+) -> Path:
+    """Write the job's document and summary (rank 0) and return once they exist (every rank).
+
+    Call it on every rank right after ``run.close()``.  Returns the run directory.
+    """
+    started = time.perf_counter()
+    timeout = run.finalize_timeout_s if timeout_s is None else float(timeout_s)
+    options = {"prov_detail": prov_detail, "create_graph": create_graph, "create_svg": create_svg}
+    launch = run.launch
+    if launch.world_size <= 1:
+        result: dict[str, Any] | None = _build(run, {0: _own_meta(run)}, started, options)
+    elif launch.comm is not None:
+        comm = launch.comm
+        if launch.rank == 0:
+            result = _mpi_root(run, comm, timeout, started, options)
+        else:
+            result = _mpi_other(run, comm, timeout)
+            if result is None:
+                return run.run_dir
+    elif launch.rank == 0:
+        result = _files_root(run, timeout, started, options)
+    else:
+        result = _files_other(run, timeout)
+        if result is None:
+            return run.run_dir
+    _report(run, result)
+    return run.run_dir
