@@ -14,13 +14,16 @@ from types import ModuleType
 
 from .._errors import Yprov4mlError
 from .._version import __version__
-from . import info
+from . import export, graph, info, merge
 
 __all__ = ["main"]
 
 # name -> (module, one-line help).  Keep in the order `--help` should list them.
 COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "info": (info, "list the ranks, series, point counts and status of a run directory"),
+    "merge": (merge, "write the job's PROV document and summary.json from the rank files"),
+    "export": (export, "convert the PROV document (provn, xml, rdf, jsonld) or dump metrics (json, csv)"),
+    "graph": (graph, "draw the job's provenance graph (graph.dot, graph.svg with Graphviz)"),
 }
 
 

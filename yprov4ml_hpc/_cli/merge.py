@@ -1,0 +1,111 @@
+"""``yprov4ml-hpc merge RUN_DIR [RUN_DIR ...] [-o OUT_DIR]``: the job's document from rank files.
+
+The same build as the collective finalize, so a run whose job was killed before end_run gets
+the same document it would have had.  Several run directories (chained or restarted jobs) are
+merged into one document, linked in the order given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .. import _constants as C
+from .._merge import build
+from .._merge._inputs import Progress
+
+__all__ = ["progress_printer", "run", "setup_parser"]
+
+
+def setup_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories, oldest first")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT_DIR",
+        help="where to write (default: the run directory; required for several)",
+    )
+    parser.add_argument("--strict", action="store_true", help="a damaged rank file is an error")
+    parser.add_argument(
+        "--consolidate",
+        action="store_true",
+        help=f"also write {C.CONSOLIDATED_FILENAME}: every rank's series in one HDF5 file",
+    )
+    parser.add_argument(
+        "--prov-detail",
+        choices=C.PROV_DETAIL_CHOICES,
+        default=None,
+        help="per-rank detail in the document (default: what start_run was given)",
+    )
+    parser.add_argument(
+        "--straggler-factor",
+        type=float,
+        default=C.DEFAULT_STRAGGLER_FACTOR,
+        metavar="F",
+        help="a rank is a straggler above F x the median step interval (default %(default)s)",
+    )
+    parser.add_argument("--graph", action="store_true", help=f"also write {C.GRAPH_DOT_FILENAME}")
+    parser.add_argument(
+        "--svg", action="store_true", help=f"also write {C.GRAPH_SVG_FILENAME} (needs Graphviz)"
+    )
+
+
+def progress_printer() -> Progress | None:
+    """A progress line on stderr, redrawn at most 5 times a second, only on a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    last = [0.0]
+
+    def show(done: int, total: int, what: str) -> None:
+        now = time.monotonic()
+        if done == total or now - last[0] >= 0.2:
+            last[0] = now
+            end = "\n" if done == total else ""
+            sys.stderr.write(f"\r{what}: {done}/{total}{end}")
+            sys.stderr.flush()
+
+    return show
+
+
+def run(args: argparse.Namespace) -> int:
+    result = build(
+        args.run_dirs,
+        args.output,
+        generated_by="merge",
+        prov_detail=args.prov_detail,
+        straggler_factor=args.straggler_factor,
+        strict=args.strict,
+        create_graph=args.graph,
+        create_svg=args.svg,
+        consolidate=args.consolidate,
+        progress=progress_printer(),
+    )
+    by_run: dict[str, dict[str, list[int]]] = {}
+    for entry in result.summary["ranks"]:
+        run_id = entry.get("run_id", result.summary["run_id"])
+        by_run.setdefault(run_id, {}).setdefault(entry["status"], []).append(entry["rank"])
+    for run_input in result.runs:
+        statuses = by_run.get(run_input.run_id, {})
+        counts = ", ".join(
+            f"{len(ranks)} {status}" + (f" (ranks {_short(ranks)})" if status != C.STATUS_FINISHED else "")
+            for status, ranks in sorted(statuses.items())
+        )
+        print(f"{run_input.experiment}_{run_input.run_id}: {run_input.world_size} ranks: {counts}")
+        for name, why in run_input.problems:
+            print(f"  damaged: {name}: {why}")
+    for straggler in result.summary["stragglers"]:
+        print(f"  straggler: rank {straggler['rank']} on {straggler['host']}: {straggler['reason']}")
+    print(f"wrote {result.document} ({result.document_bytes} bytes)")
+    print(f"wrote {result.summary_path}")
+    for extra in (result.graph_dot, result.graph_svg, result.consolidated):
+        if extra is not None:
+            print(f"wrote {extra}")
+    for message in result.messages:
+        print(message, file=sys.stderr)
+    return 0
+
+
+def _short(ranks: list[int], limit: int = 20) -> str:
+    shown = ", ".join(str(r) for r in ranks[:limit])
+    return shown + (f", ... ({len(ranks) - limit} more)" if len(ranks) > limit else "")
