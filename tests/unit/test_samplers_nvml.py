@@ -295,3 +295,90 @@ def test_a_rank_owning_no_gpu_records_none(rows: list[Row], monkeypatch: pytest.
     assert sampler.energy_j() == {}
     assert not [r for r in rows if r[0].startswith("gpu")]
     assert sampler.info["gpu_uuids"] == {"0": "GPU-dd935d04-f4da-b885-b7d9-55cdb94c961e"}
+
+
+class _DriverStub:
+    """Just enough of the ``pynvml`` module for PynvmlBackend, raising nvidia-ml-py's own errors.
+
+    This machine has no GPU, so the real-driver backend is checked for its error mapping and
+    units against the installed nvidia-ml-py exception classes and constants.
+    """
+
+    def __init__(self, nvml: Any) -> None:
+        self.NVMLError = nvml.NVMLError
+        self.NVML_ERROR_NOT_SUPPORTED = nvml.NVML_ERROR_NOT_SUPPORTED
+        self.NVML_TEMPERATURE_GPU = nvml.NVML_TEMPERATURE_GPU
+        self.NVML_CLOCK_SM = nvml.NVML_CLOCK_SM
+        self._nvml, self.shutdowns = nvml, 0
+
+    def nvmlInit(self) -> None: ...
+    def nvmlShutdown(self) -> None:
+        self.shutdowns += 1
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        if index == 1:
+            raise self._nvml.NVMLError(self._nvml.NVML_ERROR_NO_PERMISSION)
+        return 100 + index
+
+    def nvmlDeviceGetUUID(self, handle: int) -> bytes:
+        return b"GPU-stub"  # old nvidia-ml-py versions return bytes
+
+    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
+        return 71_504
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
+        return 3_264_520
+
+    def nvmlDeviceGetUtilizationRates(self, handle: int) -> Any:
+        return type("Rates", (), {"gpu": 99, "memory": 35})()
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> Any:
+        return type("Mem", (), {"used": 1, "free": 2, "total": 3})()
+
+    def nvmlDeviceGetTemperature(self, handle: int, sensor: int) -> int:
+        assert sensor == self.NVML_TEMPERATURE_GPU
+        return 34
+
+    def nvmlDeviceGetClockInfo(self, handle: int, clock: int) -> int:
+        assert clock == self.NVML_CLOCK_SM
+        return 1980
+
+    def nvmlDeviceGetFanSpeed(self, handle: int) -> int:
+        raise self._nvml.NVMLError(self._nvml.NVML_ERROR_NOT_SUPPORTED)
+
+
+def test_pynvml_backend_maps_units_and_errors() -> None:
+    nvml = pytest.importorskip("pynvml")
+    from yprov4ml_hpc._samplers._gpu import GpuSampler
+    from yprov4ml_hpc._samplers._nvml import NvmlNotSupported, NvmlQueryError, PynvmlBackend
+
+    stub = _DriverStub(nvml)
+    backend = PynvmlBackend(stub)
+    assert backend.device_count() == 2 and backend.uuid(0) == "GPU-stub"
+    with pytest.raises(NvmlNotSupported):
+        backend.fan_speed_pct(0)
+    with pytest.raises(NvmlQueryError, match="NoPermission") as denied:
+        backend.power_mw(1)
+    assert not isinstance(denied.value, NvmlNotSupported)
+
+    warned: list[str] = []
+    sampler = GpuSampler(backend, [0, 1], warned.append)
+    assert sampler.read(0) == {
+        "gpu0/power_w": 71.504,
+        "gpu0/utilization_pct": 99.0,
+        "gpu0/memory_utilization_pct": 35.0,
+        "gpu0/memory_used_bytes": 1.0,
+        "gpu0/temperature_c": 34.0,
+        "gpu0/sm_clock_mhz": 1980.0,
+    }
+    assert sampler.read_energy(0) == {"gpu0/energy_j": 0.0}
+    assert sampler.methods == {"gpu0/energy_j": "nvml_energy_counter"}  # GPU 1 lost its energy
+    assert len(warned) == 1 and "GPU 1" in warned[0]  # every query of GPU 1 failed: one warning
+    sampler.read(1)
+    sampler.read_energy(1)
+    assert len(warned) == 1
+    backend.close()
+    assert stub.shutdowns == 1

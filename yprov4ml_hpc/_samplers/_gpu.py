@@ -6,9 +6,18 @@ the :class:`~yprov4ml_hpc._samplers._thread.SamplerSet` decides when to call it 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from yprov4ml_hpc._samplers._nvml import NvmlBackend, NvmlNotSupported, NvmlQueryError
+from yprov4ml_hpc._samplers._nvml import (
+    NvmlBackend,
+    NvmlNotSupported,
+    NvmlQueryError,
+    ReplayBackend,
+    open_backend,
+    owned_gpus,
+)
 
 METHOD_COUNTER = "nvml_energy_counter"
 METHOD_POWER_INTEGRATION = "nvml_power_integration"
@@ -60,7 +69,7 @@ class GpuSampler:
     the counter's resolution whatever the sampling interval. A GPU without the counter
     (pre-Volta) falls back to integrating its power readings, and says so in :attr:`methods`.
     A query that fails is dropped for that GPU: quietly when unsupported, else with one
-    ``warn`` call.
+    ``warn`` call per GPU.
     """
 
     def __init__(self, backend: NvmlBackend, gpus: Sequence[int], warn: Callable[[str], None]) -> None:
@@ -68,6 +77,7 @@ class GpuSampler:
         self.gpus = list(gpus)
         self._warn = warn
         self._dropped: set[tuple[int, str]] = set()
+        self._warned_gpus: set[int] = set()
         self._baseline_mj: dict[int, int] = {}
         self._energy_j: dict[int, float] = {}
         self._methods: dict[int, str] = {g: METHOD_COUNTER for g in self.gpus}
@@ -87,8 +97,14 @@ class GpuSampler:
             self._dropped.add((gpu, name))
         except NvmlQueryError as exc:
             self._dropped.add((gpu, name))
-            self._warn(f"NVML query {name!r} failed on GPU {gpu} ({exc}); no longer sampled")
+            self._warn_gpu(gpu, f"NVML query {name!r} failed on GPU {gpu} ({exc}); no longer sampled")
         return {}
+
+    def _warn_gpu(self, gpu: int, message: str) -> None:
+        """One warning per GPU: a lost GPU or a permission error fails every query alike."""
+        if gpu not in self._warned_gpus:
+            self._warned_gpus.add(gpu)
+            self._warn(message)
 
     def read(self, now_ns: int) -> dict[str, float]:
         """One round of the cheap queries for every owned GPU."""
@@ -113,7 +129,7 @@ class GpuSampler:
                 except NvmlQueryError as exc:
                     del self._methods[gpu]
                     self._energy_j.pop(gpu, None)
-                    self._warn(f"NVML energy counter failed on GPU {gpu} ({exc}); no energy for it")
+                    self._warn_gpu(gpu, f"NVML energy counter failed on GPU {gpu} ({exc}); no energy for it")
                     continue
                 else:
                     baseline = self._baseline_mj.setdefault(gpu, counter_mj)
@@ -132,3 +148,41 @@ class GpuSampler:
             self._energy_j[gpu] = energy + (last[0] + power_w) / 2.0 * (now_ns - last[1]) / 1e9
         if last is None or now_ns >= last[1]:
             self._last_power[gpu] = (power_w, now_ns)
+
+
+def open_gpu_sampler(
+    clock_ns: Callable[[], int],
+    gpu_ids: Sequence[int] | None,
+    local_rank: int,
+    local_size: int,
+    warn: Callable[[str], None],
+) -> tuple[GpuSampler | None, dict[str, Any], str | None]:
+    """Open NVML and keep the GPUs this rank owns (DESIGN section 3).
+
+    Returns ``(sampler or None, facts for SamplerSet.info, why NVML is unusable or None)``;
+    a rank that owns no GPU gets no sampler and releases NVML at once.
+    """
+    backend, why = open_backend(clock_ns)
+    if backend is None:
+        return None, {}, why
+    count = backend.device_count()
+    uuids = []
+    for index in range(count):
+        try:
+            uuids.append(backend.uuid(index))
+        except NvmlQueryError:
+            uuids.append("")
+    cuda_visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = owned_gpus(gpu_ids, cuda_visible, local_rank, local_size, count, uuids=uuids)
+    dropped = sorted(set(gpu_ids or ()) - set(gpus))
+    if dropped:
+        warn(f"gpu_ids {dropped} are not GPUs of this node ({count} GPUs); skipped")
+    facts = {
+        "gpu_backend": backend.kind,
+        "gpu_uuids": {str(i): uuid for i, uuid in enumerate(uuids)},
+        "nvml_replay_trace": backend.path if isinstance(backend, ReplayBackend) else None,
+    }
+    if not gpus:
+        backend.close()
+        return None, facts, None
+    return GpuSampler(backend, gpus, warn), facts, None

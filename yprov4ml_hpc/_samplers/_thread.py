@@ -12,7 +12,6 @@ Nothing here raises into the training script: a sampler that cannot run warns on
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 import warnings
@@ -22,8 +21,7 @@ from typing import Any
 from yprov4ml_hpc._constants import DEFAULT_SYSTEM_METRICS_INTERVAL_S
 from yprov4ml_hpc._errors import ConfigError, SamplerUnavailableWarning
 from yprov4ml_hpc._samplers import _carbon
-from yprov4ml_hpc._samplers._gpu import GpuSampler
-from yprov4ml_hpc._samplers._nvml import ReplayBackend, open_backend, owned_gpus
+from yprov4ml_hpc._samplers._gpu import GpuSampler, open_gpu_sampler
 from yprov4ml_hpc._samplers._process import NodeSampler, ProcessSampler
 from yprov4ml_hpc._samplers._rapl import RaplSampler
 
@@ -153,11 +151,11 @@ class SamplerSet:
                 self._read_energy()
                 if self._gpu is not None:
                     self._guarded(self._gpu.backend.close)
-        final = None if self._carbon is None else self._guarded(self._carbon.stop)
-        with self._lock:
-            if final and not self._closed:
-                self._record_carbon(final, None, None, self._clock_ns())
             self._closed = True  # a thread that outlived the join may not record any more
+        final = None if self._carbon is None else self._guarded(self._carbon.stop)
+        if final:
+            with self._lock:
+                self._record_carbon(final, None, None, self._clock_ns())
 
     @property
     def methods(self) -> dict[str, str]:
@@ -206,7 +204,17 @@ class SamplerSet:
             self._rapl, why = RaplSampler.open()
             if why:
                 self._warn_once("rapl", why)
-        self._open_gpu()
+        self._gpu, facts, why = self._guarded(
+            open_gpu_sampler,
+            self._clock_ns,
+            self._gpu_ids,
+            self._local_rank,
+            self._local_size,
+            lambda message: self._warn_once(message, message),
+        ) or (None, {}, None)
+        self._info.update(facts)
+        if why and self._leader:  # a node-level fact: one warning per node, not per rank
+            self._warn_once("nvml", f"{why}; GPU metrics and energy are not sampled")
         if self._want_carbon:
             if _carbon.codecarbon_installed():
                 # codecarbon measures the machine: all its GPUs, not the leader's visible subset.
@@ -217,35 +225,6 @@ class SamplerSet:
                 self._info.update(carbon_country_iso_code=self._country, carbon_region=self._region)
             else:
                 self._warn_once("codecarbon", _carbon.NOT_INSTALLED)
-
-    def _open_gpu(self) -> None:
-        backend, why = open_backend(self._clock_ns)
-        if backend is None:
-            if why and self._leader:  # a node-level fact: one warning per node, not per rank
-                self._warn_once("nvml", f"{why}; GPU metrics and energy are not sampled")
-            return
-        count = backend.device_count()
-        uuids = [self._guarded(backend.uuid, i) or "" for i in range(count)]
-        gpus = owned_gpus(
-            self._gpu_ids,
-            os.environ.get("CUDA_VISIBLE_DEVICES"),
-            self._local_rank,
-            self._local_size,
-            count,
-            uuids=uuids,
-        )
-        dropped = sorted(set(self._gpu_ids or ()) - set(gpus))
-        if dropped:
-            self._warn_once("gpu_ids", f"gpu_ids {dropped} are not GPUs of this node ({count} GPUs); skipped")
-        self._info.update(
-            gpu_backend=backend.kind,
-            gpu_uuids={str(i): uuids[i] for i in range(count)},
-            nvml_replay_trace=backend.path if isinstance(backend, ReplayBackend) else None,
-        )
-        if not gpus:
-            backend.close()  # this rank owns no GPU: release NVML now
-            return
-        self._gpu = GpuSampler(backend, gpus, lambda message: self._warn_once(message, message))
 
     def _run(self) -> None:
         """The thread: energy baseline, codecarbon start, then one tick per interval."""
