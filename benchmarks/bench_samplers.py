@@ -2,6 +2,7 @@
 
     python benchmarks/bench_samplers.py [--out benchmarks/results/samplers.json]
                                         [--repeats 7] [--calls 200] [--overhead]
+                                        [--gpu-check SECONDS]
 
 Each row is the median over ``--repeats`` runs of the mean cost of ``--calls`` consecutive
 samples. Rows for the real NVML driver, RAPL and codecarbon appear where they are usable.
@@ -9,6 +10,7 @@ samples. Rows for the real NVML driver, RAPL and codecarbon appear where they ar
 interval and at 0.1 s (one process, interleaved, 9 repeats), the issue's < 1 % target; it
 needs a quiet machine (a 1 s loop sees no tick at the 10 s default: that column shows the
 start-up cost and the noise floor). The printed "share of one core" is the analytic bound.
+``--gpu-check`` (GPU machines) compares the sampler's energy with the NVML counter read directly.
 """
 
 from __future__ import annotations
@@ -140,6 +142,50 @@ def overhead(repeats: int = 9, work_s: float = 1.0) -> dict[str, Any]:
     }
 
 
+def gpu_check(seconds: float) -> dict[str, Any] | None:
+    """On a GPU machine: the sampler's NVML energy vs the counter difference read directly.
+
+    A bf16 matmul load runs on GPU 0 when torch is there (else the GPUs idle). The sampler's
+    window starts a few ms after the direct first read and ends a few ms before the last one,
+    so expect agreement to ~0.1 % rather than exactly.
+    """
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception as exc:
+        print(f"(--gpu-check: no NVML here: {exc})", file=sys.stderr)
+        return None
+    handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+    direct0 = [pynvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in handles]
+    sampler = SamplerSet(lambda *r: None, interval_s=1.0, carbon=False)
+    sampler.start()
+    end = time.monotonic() + seconds
+    try:
+        import torch
+
+        a = torch.randn(8192, 8192, device="cuda:0", dtype=torch.bfloat16)
+        while time.monotonic() < end:
+            a @ a  # the GPU work itself; the result is not needed
+            torch.cuda.synchronize()
+    except ImportError:
+        time.sleep(max(end - time.monotonic(), 0.0))
+    sampler.stop()
+    direct1 = [pynvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in handles]
+    pynvml.nvmlShutdown()
+    energy = sampler.energy_j()
+    report = {}
+    for i in sampler.gpus:
+        direct_j = (direct1[i] - direct0[i]) / 1000
+        sampled_j = energy[f"gpu{i}/energy_j"]
+        report[f"gpu{i}"] = {
+            "sampler_j": sampled_j,
+            "direct_j": direct_j,
+            "diff_pct": 100 * (sampled_j / direct_j - 1),
+        }
+    return {"seconds": seconds, "gpus": report, "methods": sampler.methods}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "samplers.json")
@@ -147,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument(
         "--overhead", action="store_true", help="also time a CPU-bound loop with samplers on/off"
+    )
+    parser.add_argument(
+        "--gpu-check", type=float, metavar="SECONDS", help="real GPU: sampler vs direct energy"
     )
     args = parser.parse_args(argv)
 
@@ -188,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             loop = {k: round(v, 4) for k, v in over[f"loop_s_{stat}"].items()}
             slow = {k: round(v, 2) for k, v in over[f"slowdown_pct_{stat}"].items()}
             print(f"CPU-bound loop, {stat} of {over['repeats']}: {loop} s; slowdown vs off: {slow} %")
+    if args.gpu_check:
+        report["gpu_check"] = check = gpu_check(args.gpu_check)
+        print("\nGPU energy check:", json.dumps(check, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"\nwritten: {args.out}")
