@@ -12,7 +12,6 @@ from pathlib import Path
 
 from .. import _constants as C
 from .._errors import ConfigError
-from .._merge import assemble
 from .._merge._dot import write_dot, write_svg
 
 __all__ = ["run", "setup_parser"]
@@ -35,6 +34,8 @@ def setup_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._merge import assemble  # networkx: only when the command runs
+
     if args.output is None and len(args.run_dirs) > 1:
         raise ConfigError("drawing several run directories needs an output directory (-o OUT_DIR)")
     target = Path(args.output or args.run_dirs[0])

@@ -12,7 +12,6 @@ import sys
 import time
 
 from .. import _constants as C
-from .._merge import build
 from .._merge._inputs import Progress
 
 __all__ = ["progress_printer", "run", "setup_parser"]
@@ -69,6 +68,8 @@ def progress_printer() -> Progress | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._merge import build  # networkx: only when the command runs
+
     result = build(
         args.run_dirs,
         args.output,
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"{run_input.experiment}_{run_input.run_id}: {run_input.world_size} ranks: {counts}")
         for name, why in run_input.problems:
-            print(f"  damaged: {name}: {why}")
+            print(f"  damaged: {why if why.startswith(name) else f'{name}: {why}'}")
     for straggler in result.summary["stragglers"]:
         print(f"  straggler: rank {straggler['rank']} on {straggler['host']}: {straggler['reason']}")
     print(f"wrote {result.document} ({result.document_bytes} bytes)")

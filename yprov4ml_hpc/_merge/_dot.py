@@ -11,11 +11,12 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from .. import _constants as C
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["write_dot", "write_svg"]
 

@@ -1,0 +1,186 @@
+"""The PROV document: the yprov4ml vocabulary of DESIGN section 5, typed literals, relations,
+and a lossless read-back with the ``prov`` library (warnings are errors here)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import prov
+import pytest
+from _merge_kit import make_run, merge
+from prov.model import ProvDocument
+
+from yprov4ml_hpc._merge import read_merge_meta
+
+NS = "https://w3id.org/yprov4ml-hpc/ns#"
+XSD = "http://www.w3.org/2001/XMLSchema#"
+
+
+def read_back(path: Path) -> tuple[dict[str, Any], ProvDocument]:
+    """The JSON and the prov library's reading of it, which must hold every record."""
+    raw = json.loads(path.read_text())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # prov warns about anything it reads loosely
+        doc = prov.read(str(path), format="json")
+    json_records = sum(len(v) for k, v in raw.items() if k != "prefix")
+    assert len(doc.get_records()) == json_records
+    return raw, doc
+
+
+def _of_type(raw: dict[str, Any], section: str, kind: str) -> dict[str, dict[str, Any]]:
+    def types(attrs: dict[str, Any]) -> list[str]:
+        value = attrs.get("prov:type", [])
+        return [v["$"] for v in (value if isinstance(value, list) else [value])]
+
+    return {k: v for k, v in raw.get(section, {}).items() if f"yprov4ml:{kind}" in types(v)}
+
+
+def _relations(raw: dict[str, Any], name: str) -> list[tuple[str, str]]:
+    from yprov4ml_hpc._merge._graph import RELATION_ROLES
+
+    subject, obj = RELATION_ROLES[name]
+    return [(r[subject], r[obj]) for r in raw.get(name, {}).values()]
+
+
+def _with_artifacts(tmp_path: Path) -> Any:
+    (tmp_path / "model.bin").write_bytes(b"weights")
+
+    def extra(run: Any) -> None:
+        run.log_param("use_amp", True)
+        run.log_param("layers", [4, 4])
+        run.log_dataset("mnist", list(range(10)), context="training")
+        if run.rank == 0:
+            run.log_model("net", tmp_path / "model.bin", context="training")
+            run.log_artifact("model.bin", tmp_path / "model.bin", context="training")
+
+    return extra
+
+
+def test_layers_types_and_typed_literals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = make_run(tmp_path, monkeypatch, world_size=3, extra=_with_artifacts(tmp_path))
+    result = merge(made.run_dir)
+    assert result.document.name == "prov_exp_r1.json"
+    raw, _ = read_back(result.document)
+    assert raw["prefix"]["yprov4ml"] == NS and raw["prefix"]["xsd"] == XSD
+    assert list(raw["prefix"].values()).count(NS) == 1
+
+    ((job_id, job),) = _of_type(raw, "activity", "Job").items()
+    assert job["yprov4ml:world_size"] == {"$": "3", "type": "xsd:int"}
+    assert job["prov:startTime"] < job["prov:endTime"]
+    nodes = _of_type(raw, "activity", "Node")
+    assert [n["yprov4ml:host"] for n in nodes.values()] and all("prov:startTime" in n for n in nodes.values())
+    ranks = _of_type(raw, "activity", "RankProcess")
+    assert sorted(int(r["yprov4ml:rank"]["$"]) for r in ranks.values()) == [0, 1, 2]
+    for attrs in ranks.values():
+        assert (
+            attrs["yprov4ml:rank"]["type"] == "xsd:int" and attrs["yprov4ml:local_rank"]["type"] == "xsd:int"
+        )
+        assert attrs["yprov4ml:status"] == "finished"
+    contexts = _of_type(raw, "activity", "Context")
+    assert {c["yprov4ml:context"] for c in contexts.values()} >= {"training", "validation"}
+
+    started = dict(_relations(raw, "wasStartedBy"))
+    assert all(started[n] == job_id for n in nodes)  # job -> node
+    assert all(started[r] in nodes for r in ranks)  # node -> rank
+    assert all(started[c] in ranks for c in contexts)  # rank -> context (per-rank detail at 3 ranks)
+
+    params = {p["yprov4ml:name"]: p for p in _of_type(raw, "entity", "Parameter").values()}
+    assert params["lr"]["prov:value"] == {"$": "0.01", "type": "xsd:double"}
+    assert params["use_amp"]["prov:value"] == {"$": "true", "type": "xsd:boolean"}
+    assert params["layers"]["prov:value"] == "[4, 4]" and params["layers"]["yprov4ml:value_type"] == "list"
+    seeds = [p for p in _of_type(raw, "entity", "Parameter").values() if p["yprov4ml:name"] == "seed"]
+    assert sorted(p["prov:value"]["$"] for p in seeds) == ["0", "1", "2"]  # one per distinct value
+    assert all((job_id, p) in _relations(raw, "used") for p in _of_type(raw, "entity", "Parameter"))
+
+    series = _of_type(raw, "entity", "MetricSeries")
+    loss = [s for s in series.values() if s["yprov4ml:name"] == "loss" and "yprov4ml:rank" not in s]
+    assert len(loss) == 1 and loss[0]["yprov4ml:context"] == "training"
+    assert loss[0]["yprov4ml:count"] == {"$": "90", "type": "xsd:int"}
+    assert loss[0]["yprov4ml:h5path"] == "/metrics/training/loss"
+    assert loss[0]["yprov4ml:min"]["type"] == "xsd:double"
+    assert len(_of_type(raw, "entity", "RankFile")) == 3
+    assert len(_of_type(raw, "entity", "Model")) == 1 and len(_of_type(raw, "entity", "Artifact")) == 1
+    datasets = _of_type(raw, "entity", "Dataset")
+    assert len(datasets) == 3
+    used = _relations(raw, "used")
+    assert all(any(e == d for _, e in used) for d in datasets)  # datasets are inputs
+    generated = dict(_relations(raw, "wasGeneratedBy"))
+    model = next(iter(_of_type(raw, "entity", "Model")))
+    assert generated[model] in contexts and (model, "yprov4ml:user") in _relations(raw, "wasAttributedTo")
+    agents = raw["agent"]
+    assert any(a["prov:type"]["$"] == "prov:SoftwareAgent" for a in agents.values())
+    assert any(a["prov:type"]["$"] == "prov:Person" for a in agents.values())
+    assert {a for _, a in _relations(raw, "wasAssociatedWith")} == set(agents)
+    derived = _relations(raw, "wasDerivedFrom")
+    assert any(src == next(k for k, s in series.items() if s is loss[0]) for src, _ in derived)
+
+
+def test_incomplete_and_missing_ranks_in_the_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = make_run(tmp_path, monkeypatch, world_size=3, statuses={1: "running"}, skip_ranks=(2,))
+    raw, _ = read_back(merge(made.run_dir).document)
+    ranks = {int(r["yprov4ml:rank"]["$"]): r for r in _of_type(raw, "activity", "RankProcess").values()}
+    assert [ranks[r]["yprov4ml:status"] for r in range(3)] == ["finished", "incomplete", "missing"]
+    assert ranks[1]["yprov4ml:last_flush"]["type"] == "xsd:dateTime" and "prov:endTime" not in ranks[1]
+    (job,) = _of_type(raw, "activity", "Job").values()
+    assert job["yprov4ml:status"] == "incomplete"
+
+
+def _clone_metas(meta: dict[str, Any], world_size: int, per_node: int = 4) -> dict[int, dict[str, Any]]:
+    metas = {}
+    for rank in range(world_size):
+        clone = copy.deepcopy(meta)
+        clone["attrs"].update(
+            rank=rank,
+            world_size=world_size,
+            local_rank=rank % per_node,
+            host=f"node{rank // per_node:05d}",
+            pid=10_000 + rank,
+        )
+        clone["params"] = [p for p in clone["params"] if p["name"] != "seed"]
+        metas[rank] = clone
+    return metas
+
+
+@pytest.mark.parametrize("detail", ["auto", "job"])
+def test_above_16_ranks_a_rank_costs_under_1_kb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detail: str
+) -> None:
+    made = make_run(tmp_path, monkeypatch, world_size=1)
+    meta = read_merge_meta(made.run_dir / "ranks" / "rank_000000.h5")
+    sizes = {}
+    for world_size in (64, 256):
+        out = tmp_path / f"w{world_size}"
+        result = merge(out, metas=_clone_metas(meta, world_size), prov_detail=detail)
+        sizes[world_size] = result.document_bytes
+        raw, _ = read_back(result.document)
+        assert len(_of_type(raw, "activity", "RankProcess")) == world_size
+        assert not [s for s in _of_type(raw, "entity", "MetricSeries").values() if "yprov4ml:rank" in s]
+    per_rank = (sizes[256] - sizes[64]) / (256 - 64)
+    assert per_rank <= 1024, per_rank
+
+
+def test_prov_detail_auto_rank_and_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = make_run(tmp_path, monkeypatch, world_size=2)
+
+    def per_rank_series(**kwargs: Any) -> int:
+        raw, _ = read_back(merge(made.run_dir, **kwargs).document)
+        return len([s for s in _of_type(raw, "entity", "MetricSeries").values() if "yprov4ml:rank" in s])
+
+    assert per_rank_series() == 4  # auto at 2 ranks: 2 series x 2 ranks
+    assert per_rank_series(prov_detail="job") == 0
+    meta = read_merge_meta(made.run_dir / "ranks" / "rank_000000.h5")
+    raw, _ = read_back(merge(tmp_path / "big", metas=_clone_metas(meta, 20), prov_detail="rank").document)
+    assert len([s for s in _of_type(raw, "entity", "MetricSeries").values() if "yprov4ml:rank" in s]) == 40
+
+
+def test_the_same_input_gives_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = make_run(tmp_path, monkeypatch, world_size=3, extra=_with_artifacts(tmp_path))
+    first = merge(made.run_dir).document.read_bytes()
+    second = merge(made.run_dir, tmp_path / "again")
+    assert second.document.read_bytes() == first
