@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -109,6 +111,38 @@ def test_stop_is_idempotent_and_safe_in_any_state() -> None:
     count = len(rows)
     sampler.sample_now()
     assert len(rows) == count
+
+
+def test_stop_from_a_signal_handler_that_interrupts_a_sample() -> None:
+    """The Run's SIGTERM handler calls stop() on the main thread, maybe in the middle of a
+    sample_now holding the sampler's lock: no deadlock, and nothing recorded after stop()."""
+    rows: list[Row] = []
+    armed = threading.Event()
+
+    def record(*row: Any) -> None:
+        rows.append(row)
+        if armed.is_set() and threading.current_thread() is threading.main_thread():
+            armed.clear()
+            os.kill(os.getpid(), signal.SIGUSR1)  # the handler runs right here, lock held
+
+    sampler = SamplerSet(record, interval_s=60, carbon=False)
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: sampler.stop())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplerUnavailableWarning)
+            sampler.start()
+        time.sleep(0.05)
+        before = len(rows)
+        armed.set()
+        t0 = time.monotonic()
+        sampler.sample_now()
+        assert time.monotonic() - t0 < 2
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert len(rows) == before + 1  # the row during which the signal came; the rest was dropped
+    assert _sampler_threads() == []
+    sampler.sample_now()
+    assert len(rows) == before + 1
 
 
 def test_missing_nvml_and_codecarbon_warn_once_each_and_never_raise(monkeypatch: pytest.MonkeyPatch) -> None:

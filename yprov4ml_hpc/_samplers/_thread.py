@@ -71,7 +71,7 @@ class SamplerSet:
         self._lock = threading.RLock()  # reentrant: stop() may run from a signal handler
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
-        self._opened = self._stopped = self._closed = False
+        self._opened = self._stopped = self._busy = self._finalizing = False
         self._warned: set[str] = set()
         self._process: ProcessSampler | None = None
         self._node: NodeSampler | None = None
@@ -107,13 +107,16 @@ class SamplerSet:
     def sample_now(self, context: str | None = None, step: int | None = None) -> None:
         """One synchronous round of the cheap readings (``log_system_metrics``)."""
         with self._lock:
-            if self._closed:
+            if self._stopped:
                 return
             self._open()
-            now = self._clock_ns()
-            self._record_cheap(context, step, now)
-            if self._last_energy_ns is None:  # only the very first energy read may happen here
-                self._read_energy()
+            self._busy = True  # tells a stop() from a signal handler that it interrupted us
+            try:
+                self._record_cheap(context, step, self._clock_ns())
+                if self._last_energy_ns is None:  # only the very first energy read may happen here
+                    self._read_energy()
+            finally:
+                self._busy = False
 
     def sample_carbon_now(self, context: str | None = None, step: int | None = None) -> None:
         """Record codecarbon's cumulative energy and emissions now (``log_carbon_metrics``).
@@ -130,8 +133,7 @@ class SamplerSet:
         readings = None if carbon is None else self._guarded(carbon.read)
         if readings:
             with self._lock:
-                if not self._closed:
-                    self._record_carbon(readings, context, step, self._clock_ns())
+                self._record_carbon(readings, context, step, self._clock_ns())
 
     def stop(self) -> None:
         """Stop the thread, take the final energy reads, stop codecarbon, release NVML.
@@ -141,21 +143,26 @@ class SamplerSet:
         with self._lock:
             if self._stopped:
                 return
-            self._stopped = True
+            self._stopped = True  # from here on only the final records below get through
+            interrupted_a_sample = self._busy
         self._stop_event.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(_JOIN_TIMEOUT_S)
         with self._lock:
-            if self._opened and not self._closed:
-                self._read_energy()
-                if self._gpu is not None:
-                    self._guarded(self._gpu.backend.close)
-            self._closed = True  # a thread that outlived the join may not record any more
-        final = None if self._carbon is None else self._guarded(self._carbon.stop)
-        if final:
-            with self._lock:
-                self._record_carbon(final, None, None, self._clock_ns())
+            self._finalizing = True
+            try:
+                if self._opened:
+                    self._read_energy()
+                final = None if self._carbon is None else self._guarded(self._carbon.stop)
+                if final:
+                    self._record_carbon(final, None, None, self._clock_ns())
+            finally:
+                self._finalizing = False
+            # A sample interrupted by the signal handler calling us resumes after we return:
+            # leave NVML to the process exit rather than pull it from under that sample.
+            if self._gpu is not None and not interrupted_a_sample:
+                self._guarded(self._gpu.backend.close)
 
     @property
     def methods(self) -> dict[str, str]:
@@ -229,7 +236,7 @@ class SamplerSet:
     def _run(self) -> None:
         """The thread: energy baseline, codecarbon start, then one tick per interval."""
         with self._lock:
-            if self._last_energy_ns is None and not self._closed:
+            if self._last_energy_ns is None and not self._stopped:
                 self._read_energy()
         if self._carbon is not None:
             why = self._guarded(self._carbon.start)
@@ -246,7 +253,7 @@ class SamplerSet:
     def _tick(self) -> None:
         """One periodic sample: cheap readings, energy at <= 1 Hz, codecarbon's totals."""
         with self._lock:
-            if self._closed:
+            if self._stopped:
                 return
             now = self._clock_ns()
             self._record_cheap(None, None, now)
@@ -255,11 +262,12 @@ class SamplerSet:
         carbon = None if self._carbon is None else self._carbon.read()
         if carbon:
             with self._lock:
-                if not self._closed:
-                    self._record_carbon(carbon, None, None, self._clock_ns())
+                self._record_carbon(carbon, None, None, self._clock_ns())
 
     def _emit(self, readings: dict[str, float], context: str, step: int | None, now: int) -> None:
         for name, value in readings.items():
+            if self._stopped and not self._finalizing:
+                return  # stop() began (maybe in a signal handler): the Run may be closing
             self._guarded(self._record, name, value, context, step, now)
 
     def _record_cheap(self, context: str | None, step: int | None, now: int) -> None:
