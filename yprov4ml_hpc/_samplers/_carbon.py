@@ -33,6 +33,15 @@ DEFAULT_COUNTRY_ISO_CODE = "USA"
 
 _KWH_TO_J = 3.6e6
 
+# Arguments that keep codecarbon from writing files, newest codecarbon first. 3.x deprecates
+# save_to_file for output_methods; allow_multiple_runs (later 2.x) avoids its /tmp lock file
+# (we already run one tracker per node); 2.3 has neither lock nor the argument.
+_NO_FILE_KWARGS: tuple[dict[str, Any], ...] = (
+    {"output_methods": [], "allow_multiple_runs": True},
+    {"save_to_file": False, "allow_multiple_runs": True},
+    {"save_to_file": False},
+)
+
 
 def codecarbon_installed() -> bool:
     """Whether codecarbon can be imported, without importing it (it pulls in pandas)."""
@@ -56,7 +65,6 @@ class CarbonSampler:
             "country_iso_code": country_iso_code,
             "measure_power_secs": measure_power_secs,
             "log_level": "error",
-            "allow_multiple_runs": True,  # else a lock file in /tmp; we already run one per node
             "tracking_mode": "machine",
             "project_name": "yprov4ml_hpc",
         }
@@ -79,10 +87,14 @@ class CarbonSampler:
         os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
         try:
             tracker_cls = importlib.import_module("codecarbon").OfflineEmissionsTracker
-            try:
-                tracker = tracker_cls(output_methods=[], **self._kwargs)
-            except TypeError:  # codecarbon 2.x: no output_methods yet
-                tracker = tracker_cls(save_to_file=False, **self._kwargs)
+            for version_kwargs in _NO_FILE_KWARGS:
+                try:
+                    tracker = tracker_cls(**self._kwargs, **version_kwargs)
+                    break
+                except TypeError as exc:  # an older codecarbon without one of these arguments
+                    error: Exception = exc
+            else:
+                raise error
             tracker.start()
         except Exception as exc:  # noqa: BLE001 - ImportError or anything codecarbon raises
             return f"codecarbon could not start ({type(exc).__name__}: {exc}); no carbon figures"

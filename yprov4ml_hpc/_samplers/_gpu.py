@@ -82,7 +82,6 @@ class GpuSampler:
         self._energy_j: dict[int, float] = {}
         self._methods: dict[int, str] = {g: METHOD_COUNTER for g in self.gpus}
         self._last_power: dict[int, tuple[float, int]] = {}  # gpu -> (W, time_ns), integration only
-        self.energy_read = False  # the first counter read is the baseline; see SamplerSet
 
     @property
     def methods(self) -> dict[str, str]:
@@ -119,7 +118,6 @@ class GpuSampler:
 
     def read_energy(self, now_ns: int) -> dict[str, float]:
         """Cumulative energy (J) per owned GPU since the first call: costs ~4 ms per GPU."""
-        self.energy_read = True
         for gpu in list(self._methods):
             if self._methods[gpu] == METHOD_COUNTER:
                 try:
