@@ -14,7 +14,7 @@ from types import ModuleType
 
 from .._errors import Yprov4mlError
 from .._version import __version__
-from . import export, graph, info, merge
+from . import compare, export, graph, info, ls, merge, plot, report, summary
 
 __all__ = ["main"]
 
@@ -24,6 +24,11 @@ COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "merge": (merge, "write the job's PROV document and summary.json from the rank files"),
     "export": (export, "convert the PROV document (provn, xml, rdf, jsonld) or dump metrics (json, csv)"),
     "graph": (graph, "draw the job's provenance graph (graph.dot, graph.svg with Graphviz)"),
+    "ls": (ls, "list the runs in a provenance folder: ranks, status, start, duration"),
+    "summary": (summary, "print a run's summary: ranks, metrics across ranks, stragglers, energy"),
+    "plot": (plot, "draw PNG figures: metrics across ranks, hardware, energy, a per-rank map"),
+    "report": (report, "write one self-contained HTML report of a run (figures, ranks, graph)"),
+    "compare": (compare, "compare two runs: params that differ, final metric values side by side"),
 }
 
 
