@@ -15,12 +15,29 @@ FIXTURES = REPO.parent / "shared" / "fixtures"
 def _clean_launcher_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests run singleton unless they set launcher variables themselves."""
     for name in (
-        "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMI_SIZE", "PMIX_RANK",
-        "MPI_LOCALRANKID", "MPI_LOCALNRANKS", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_JOB_ID",
-        "SLURM_STEP_ID", "SLURM_LOCALID", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
-        "TORCHELASTIC_RUN_ID", "YPROV4ML_HPC_SAVE_DIR",
+        "OMPI_COMM_WORLD_RANK",
+        "OMPI_COMM_WORLD_SIZE",
+        "PMI_RANK",
+        "PMI_SIZE",
+        "PMIX_RANK",
+        "MPI_LOCALRANKID",
+        "MPI_LOCALNRANKS",
+        "SLURM_PROCID",
+        "SLURM_NTASKS",
+        "SLURM_JOB_ID",
+        "SLURM_STEP_ID",
+        "SLURM_LOCALID",
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "LOCAL_WORLD_SIZE",
+        "TORCHELASTIC_RUN_ID",
+        "YPROV4ML_HPC_SAVE_DIR",
+        "YPROV4ML_HPC_SYSTEM_METRICS_INTERVAL_S",
     ):
         monkeypatch.delenv(name, raising=False)
+    # codecarbon's tracker costs ~2 s of CPU per start: tests that exercise it turn it back on.
+    monkeypatch.setenv("YPROV4ML_HPC_CARBON", "0")
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,7 @@ from ._api import (
     end_run,
     get_run_dir,
     log_artifact,
+    log_carbon_metrics,
     log_current_execution_time,
     log_dataset,
     log_execution_command,
@@ -30,6 +31,7 @@ from ._api import (
     log_param,
     log_params,
     log_source_code,
+    log_system_metrics,
     start_run,
 )
 from ._context import Context
@@ -69,6 +71,7 @@ __all__ = [
     "get_run_dir",
     "load_run",
     "log_artifact",
+    "log_carbon_metrics",
     "log_current_execution_time",
     "log_dataset",
     "log_execution_command",
@@ -80,5 +83,6 @@ __all__ = [
     "log_param",
     "log_params",
     "log_source_code",
+    "log_system_metrics",
     "start_run",
 ]

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "end_run",
     "get_run_dir",
     "log_artifact",
+    "log_carbon_metrics",
     "log_current_execution_time",
     "log_dataset",
     "log_execution_command",
@@ -36,6 +37,7 @@ __all__ = [
     "log_param",
     "log_params",
     "log_source_code",
+    "log_system_metrics",
     "start_run",
 ]
 
@@ -76,6 +78,11 @@ def start_run(
     prov_detail: str = C.DEFAULT_PROV_DETAIL,
     max_buffer_mb: float = 256.0,
     install_signal_handlers: bool = True,
+    system_metrics_interval_s: float | None = None,
+    gpu_ids: Sequence[int] | None = None,
+    disable_codecarbon: bool | None = None,
+    carbon_country_iso_code: str | None = None,
+    carbon_region: str | None = None,
     **ignored: Any,
 ) -> Run:
     """Start the provenance run of this rank and make it the active one.
@@ -85,6 +92,13 @@ def start_run(
     torchrun job agrees on it.  ``buffer_size`` points per series are held in memory and
     written when full or after ``flush_interval_s`` seconds (0: only when full and at the
     end).  ``save_after_n_logs`` and ``collect_all_processes`` are accepted and ignored.
+
+    Background samplers record CPU/memory/disk/network (psutil), the GPUs this rank owns
+    (NVML: ``gpu_ids``, else ``CUDA_VISIBLE_DEVICES``, else GPU g -> local rank g mod local
+    ranks) and energy every ``system_metrics_interval_s`` seconds (default 10, env
+    ``YPROV4ML_HPC_SYSTEM_METRICS_INTERVAL_S``; 0 = only at start and end).  codecarbon (the
+    ``carbon`` extra) runs once per node unless ``disable_codecarbon=True`` or env
+    ``YPROV4ML_HPC_CARBON=0``; ``carbon_country_iso_code`` sets its grid (default USA).
     """
     global _active
     unknown = sorted(set(ignored) - IGNORED_ARGUMENTS)
@@ -120,9 +134,28 @@ def start_run(
             finalize_timeout_s=finalize_timeout_s,
             prov_detail=prov_detail,
             install_signal_handlers=install_signal_handlers,
+            system_metrics_interval_s=_interval_from(system_metrics_interval_s),
+            gpu_ids=gpu_ids,
+            carbon=not disable_codecarbon and os.environ.get(C.ENV_CARBON, "1") != "0",
+            carbon_country_iso_code=carbon_country_iso_code,
+            carbon_region=carbon_region,
             ignored=ignored,
         )
         return _active
+
+
+def _interval_from(value: float | None) -> float:
+    if value is not None:
+        return value
+    raw = os.environ.get(C.ENV_SYSTEM_METRICS_INTERVAL)
+    if raw is None:
+        return C.DEFAULT_SYSTEM_METRICS_INTERVAL_S
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{C.ENV_SYSTEM_METRICS_INTERVAL}={raw!r} is not a number of seconds; unset or fix it"
+        ) from None
 
 
 def _end_active(run: Run, status: str, reason: str, finalize: bool = False) -> Path:
@@ -292,3 +325,13 @@ def log_execution_end_time() -> None:
     run = _require("log_execution_end_time")
     run.log_param("execution_end_time", time.time())
     run.log_event("execution_end")
+
+
+def log_system_metrics(context: object = None, step: int | None = None) -> None:
+    """Record one sample of CPU, memory, disk, network and GPU readings now, tied to ``step``."""
+    _require("log_system_metrics").log_system_metrics(context, step)
+
+
+def log_carbon_metrics(context: object = None, step: int | None = None) -> None:
+    """Record codecarbon's cumulative energy (J) and emissions (kg CO2e) now, tied to ``step``."""
+    _require("log_carbon_metrics").log_carbon_metrics(context, step)

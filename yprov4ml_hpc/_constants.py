@@ -41,6 +41,8 @@ DEFAULT_STRAGGLER_FACTOR = 1.5
 # --- environment variables ------------------------------------------------------------------
 ENV_NVML_REPLAY = "YPROV4ML_HPC_NVML_REPLAY"
 ENV_SAVE_DIR = "YPROV4ML_HPC_SAVE_DIR"
+ENV_CARBON = "YPROV4ML_HPC_CARBON"  # "0" turns codecarbon off for every run (e.g. site-wide)
+ENV_SYSTEM_METRICS_INTERVAL = "YPROV4ML_HPC_SYSTEM_METRICS_INTERVAL_S"
 
 # Launcher variables, in the order they are tried (DESIGN section 3).
 MPI_RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "MPI_RANK")

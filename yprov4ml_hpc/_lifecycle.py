@@ -36,7 +36,6 @@ class ProcessHooks:
         self._warned: set[str] = set()
         self.uncaught: BaseException | None = None
         self._previous_excepthook = sys.excepthook
-        self.before_close_callbacks: list[Any] = []
         sys.excepthook = self._excepthook
         atexit.register(self._at_exit)
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
@@ -48,14 +47,6 @@ class ProcessHooks:
         if key not in self._warned:
             self._warned.add(key)
             warnings.warn(message, Yprov4mlWarning, stacklevel=2)
-
-    def before_close(self) -> None:
-        """Run what must happen before the file closes (samplers' final reads)."""
-        for callback in self.before_close_callbacks:
-            try:
-                callback()
-            except Exception as exc:  # noqa: BLE001 - closing must go on
-                self.warn_once(f"close:{callback!r}", f"shutting down a sampler failed: {exc}")
 
     def uninstall(self) -> None:
         atexit.unregister(self._at_exit)

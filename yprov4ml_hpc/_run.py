@@ -13,10 +13,10 @@ import platform
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -34,6 +34,9 @@ from ._sourcecode import describe_source
 from ._store import RankStore
 from ._values import coerce_metric_value, coerce_step, coerce_timestamp_ns, param_record_value
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._samplers import SamplerSet
 
 __all__ = ["Run"]
 
@@ -73,6 +76,11 @@ class Run:
         finalize_timeout_s: float = C.DEFAULT_FINALIZE_TIMEOUT_S,
         prov_detail: str = C.DEFAULT_PROV_DETAIL,
         install_signal_handlers: bool = True,
+        system_metrics_interval_s: float = C.DEFAULT_SYSTEM_METRICS_INTERVAL_S,
+        gpu_ids: Sequence[int] | None = None,
+        carbon: bool = True,
+        carbon_country_iso_code: str | None = None,
+        carbon_region: str | None = None,
         ignored: Mapping[str, object] | None = None,
     ) -> None:
         check_label("experiment_name", experiment_name)
@@ -114,6 +122,9 @@ class Run:
             self._store.append_record(C.EVENTS_DATASET, {"event": "start", "time_ns": self.start_ns})
             self._store.flush(time.perf_counter())
         self._hooks = ProcessHooks(self, install_signal_handlers)
+        self._sampler = self._start_samplers(
+            system_metrics_interval_s, gpu_ids, carbon, carbon_country_iso_code, carbon_region
+        )
         self._stop_timer = threading.Event()
         self._timer: threading.Thread | None = None
         if self.flush_interval_s > 0:
@@ -155,6 +166,55 @@ class Run:
             "bytes_written": 0,
             "points": 0,
         }
+
+    def _start_samplers(
+        self,
+        interval_s: float,
+        gpu_ids: Sequence[int] | None,
+        carbon: bool,
+        country: str | None,
+        region: str | None,
+    ) -> SamplerSet:
+        """Start the background samplers (psutil, NVML, RAPL, codecarbon) of this rank."""
+        from ._samplers import DEFAULT_COUNTRY_ISO_CODE, SamplerSet
+
+        launch = self.launch
+        sampler = SamplerSet(
+            self.record_sample,
+            interval_s=interval_s,
+            local_rank=launch.local_rank,
+            local_size=max(launch.local_size, launch.local_rank + 1),
+            is_node_leader=launch.is_node_leader,
+            gpu_ids=gpu_ids,
+            carbon=carbon,
+            country_iso_code=country or DEFAULT_COUNTRY_ISO_CODE,
+            region=region,
+        )
+        sampler.start()
+        with self._store.locked():
+            self._store.set_attrs(self._sampler_attrs(sampler))
+            self._store.flush(time.perf_counter())
+        return sampler
+
+    @staticmethod
+    def _sampler_attrs(sampler: SamplerSet) -> dict[str, object]:
+        return {
+            "gpu_ids": sampler.gpus,
+            "sampler_info": sampler.info,
+            "energy_methods": sampler.methods,
+            "energy_j": sampler.energy_j(),
+            "emissions_kg": sampler.emissions_kg(),
+        }
+
+    def log_system_metrics(self, context: object = None, step: int | None = None) -> None:
+        """Record one sample of the system/GPU readings now, tied to ``step`` (e.g. per epoch)."""
+        self._check_open("log_system_metrics")
+        self._sampler.sample_now(None if context is None else context_name(context), step)
+
+    def log_carbon_metrics(self, context: object = None, step: int | None = None) -> None:
+        """Record codecarbon's cumulative energy and emissions now (node leader; needs [carbon])."""
+        self._check_open("log_carbon_metrics")
+        self._sampler.sample_carbon_now(None if context is None else context_name(context), step)
 
     # --- metrics: the hot path ---------------------------------------------------------------
     def log_metric(
@@ -204,8 +264,12 @@ class Run:
     def _new_series(self, key: object, context: object) -> MetricBuffer:
         """Slow path for the first point of a series: validate, then allocate its ring."""
         self._check_open("log_metric")
-        name = check_name("metric name", key)
-        ctx = context_name(context)
+        buf = self._series_buffer(check_name("metric name", key), context_name(context))
+        self._buffers[(key, context)] = buf
+        return buf
+
+    def _series_buffer(self, name: str, ctx: str) -> MetricBuffer:
+        """The ring of (name, ctx), allocated on first use within the memory budget."""
         buf = self._series.get((name, ctx))
         if buf is None:
             # A fixed budget for all rings: past it, new series get small rings, never more memory.
@@ -215,14 +279,14 @@ class Run:
             buf = MetricBuffer(name, ctx, capacity)
             self._ring_bytes += buf.nbytes()
             self._series[(name, ctx)] = buf
-        self._buffers[(key, context)] = buf
         return buf
 
     def record_sample(self, name: str, value: float, context: str, step: int | None, time_ns: int) -> None:
         """Write path of the background samplers (one producer thread per series)."""
-        if self._ended:
+        if not self._store.is_open:
             return
-        buf = self._series.get((name, context)) or self._new_series(name, context)
+        # Samplers pass valid names and string contexts; their final reads arrive during close().
+        buf = self._series.get((name, context)) or self._series_buffer(name, context)
         head = buf.head
         if head - buf.tail >= buf.capacity:
             self._flush_series(buf)
@@ -457,7 +521,7 @@ class Run:
         self._stop_timer.set()
         if self._timer is not None and self._timer is not threading.current_thread():
             self._timer.join(timeout=max(self.flush_interval_s, 1.0) + 5.0)
-        self._hooks.before_close()
+        self._sampler.stop()  # its final energy reads land in the rings before the last drain
         end_ns = _time_ns()
         started = time.perf_counter()
         with self._store.locked():
@@ -468,6 +532,7 @@ class Run:
                 self._store.append_record(
                     C.EVENTS_DATASET, {"event": "end", "reason": reason, "status": status, "time_ns": end_ns}
                 )
+                self._store.set_attrs(self._sampler_attrs(self._sampler))
                 self._store.set_attrs(
                     {
                         "status": status,
@@ -495,7 +560,9 @@ class Run:
         if exc_type is KeyboardInterrupt:
             status = C.STATUS_KILLED
         _end_active(
-            self, status, f"context manager exit ({exc_type.__name__ if exc_type else 'ok'})",
+            self,
+            status,
+            f"context manager exit ({exc_type.__name__ if exc_type else 'ok'})",
             finalize=exc_type is None,  # an escaping exception must not wait for other ranks
         )
 
