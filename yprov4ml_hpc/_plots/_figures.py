@@ -278,6 +278,5 @@ def heatmap_figure(
 
 
 def _colormap() -> Any:
-    cmap = colormaps["coolwarm"].copy()
-    cmap.set_bad("0.85")  # ranks with no value (missing, still running) show grey
-    return cmap
+    # Ranks with no value (missing, still running) show grey.
+    return colormaps["coolwarm"].with_extremes(bad="0.85")
