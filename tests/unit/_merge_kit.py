@@ -65,6 +65,8 @@ def make_run(
             buffer_size=16,
             prov_detail=prov_detail,
             install_signal_handlers=False,
+            carbon=False,  # codecarbon costs seconds per run; energy series are logged by hand here
+            system_metrics_interval_s=0,
         )
         made = made or MadeRun(run.run_dir, world_size)
         run.log_param("lr", 0.01)

@@ -8,13 +8,13 @@ merged into one document, linked in the order given.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import time
 
 from .. import _constants as C
-from .._merge._inputs import Progress
+from .._progress import Progress
 
-__all__ = ["progress_printer", "run", "setup_parser"]
+__all__ = ["run", "setup_parser"]
 
 
 def setup_parser(parser: argparse.ArgumentParser) -> None:
@@ -44,44 +44,37 @@ def setup_parser(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="a rank is a straggler above F x the median step interval (default %(default)s)",
     )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="processes reading rank files (default: the cores here, %(default)s)",
+    )
     parser.add_argument("--graph", action="store_true", help=f"also write {C.GRAPH_DOT_FILENAME}")
     parser.add_argument(
         "--svg", action="store_true", help=f"also write {C.GRAPH_SVG_FILENAME} (needs Graphviz)"
     )
 
 
-def progress_printer() -> Progress | None:
-    """A progress line on stderr, redrawn at most 5 times a second, only on a terminal."""
-    if not sys.stderr.isatty():
-        return None
-    last = [0.0]
-
-    def show(done: int, total: int, what: str) -> None:
-        now = time.monotonic()
-        if done == total or now - last[0] >= 0.2:
-            last[0] = now
-            end = "\n" if done == total else ""
-            sys.stderr.write(f"\r{what}: {done}/{total}{end}")
-            sys.stderr.flush()
-
-    return show
-
-
 def run(args: argparse.Namespace) -> int:
     from .._merge import build  # networkx: only when the command runs
 
-    result = build(
-        args.run_dirs,
-        args.output,
-        generated_by="merge",
-        prov_detail=args.prov_detail,
-        straggler_factor=args.straggler_factor,
-        strict=args.strict,
-        create_graph=args.graph,
-        create_svg=args.svg,
-        consolidate=args.consolidate,
-        progress=progress_printer(),
-    )
+    with Progress(None, "reading rank files") as bar:
+        result = build(
+            args.run_dirs,
+            args.output,
+            generated_by="merge",
+            prov_detail=args.prov_detail,
+            straggler_factor=args.straggler_factor,
+            strict=args.strict,
+            create_graph=args.graph,
+            create_svg=args.svg,
+            consolidate=args.consolidate,
+            progress=bar,
+            workers=args.jobs,
+        )
     by_run: dict[str, dict[str, list[int]]] = {}
     for entry in result.summary["ranks"]:
         run_id = entry.get("run_id", result.summary["run_id"])

@@ -79,13 +79,14 @@ def assemble(
     prov_detail: str | None = None,
     strict: bool = False,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> tuple[list[RunInput], nx.MultiDiGraph]:
     """Read (or take) the rank metas of every run and build the graph; writes nothing."""
     dirs = _as_dirs(run_dirs)
     if metas is not None and len(dirs) != 1:
         raise ConfigError("metas can be given for one run directory only")
     runs = [
-        collect_run(d, metas if i == 0 else None, strict=strict, progress=progress)
+        collect_run(d, metas if i == 0 else None, strict=strict, progress=progress, workers=workers)
         for i, d in enumerate(dirs)
     ]
     seen: dict[tuple[str, str], Path] = {}
@@ -122,12 +123,14 @@ def build(
     consolidate: bool = False,
     started: float | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> BuildResult:
     """Merge one run directory (or several, chained in order) into one document and summary.
 
     ``out_dir`` defaults to the run directory (required for several).  ``metas`` (rank -> merge
     meta) are what finalize gathered; ranks without one are read from disk.  ``started`` is the
     ``time.perf_counter()`` at which finalize began, so ``finalize_time_s`` includes the wait.
+    ``workers`` > 1 reads rank files in that many processes (the CLI's offline merges).
     """
     started = time.perf_counter() if started is None else started
     if generated_by not in ("finalize", "merge"):
@@ -139,7 +142,9 @@ def build(
         raise ConfigError("merging several run directories needs an output directory (-o OUT_DIR)")
     target = Path(out_dir) if out_dir is not None else dirs[0]
     target.mkdir(parents=True, exist_ok=True)
-    runs, graph = assemble(dirs, metas=metas, prov_detail=prov_detail, strict=strict, progress=progress)
+    runs, graph = assemble(
+        dirs, metas=metas, prov_detail=prov_detail, strict=strict, progress=progress, workers=workers
+    )
     document = target / document_name(runs)
     document_bytes = write_prov_json(graph, document)
     result = BuildResult(target, document, target / C.SUMMARY_FILENAME, {}, document_bytes, runs)
