@@ -209,14 +209,25 @@ def bench_disk(points: int, workdir: Path) -> dict[str, Any]:
 
 
 # --- memory growth (run in a fresh process) -----------------------------------------------------
-def bench_rss(start_points: int, end_points: int, workdir: Path) -> dict[str, Any]:
-    """RSS after ``start_points`` and after ``end_points`` points of one series."""
+def bench_rss(
+    start_points: int, end_points: int, workdir: Path, settle_s: float, carbon: bool
+) -> dict[str, Any]:
+    """RSS after ``start_points`` and after ``end_points`` points of one series.
+
+    The background samplers start with the run (codecarbon takes over a second and tens of
+    MB); the first checkpoint waits ``settle_s`` so their start-up is not counted as growth.
+    """
     import psutil
 
     import yprov4ml_hpc as prov
 
     proc = psutil.Process()
-    run = prov.start_run("bench_rss", provenance_save_dir=str(workdir))
+    before = proc.memory_info().rss / 2**20
+    kwargs: dict[str, Any] = {} if carbon else {"disable_codecarbon": True}
+    run = prov.start_run("bench_rss", provenance_save_dir=str(workdir), **kwargs)
+    after_start = proc.memory_info().rss / 2**20
+    time.sleep(settle_s)
+    after_settle = proc.memory_info().rss / 2**20
     method = run.log_metric
     checkpoints = sorted({start_points, *[10**k for k in range(1, 12)], end_points})
     checkpoints = [c for c in checkpoints if start_points <= c <= end_points]
@@ -233,6 +244,11 @@ def bench_rss(start_points: int, end_points: int, workdir: Path) -> dict[str, An
     prov.end_run()
     growth = rss[str(end_points)] - rss[str(start_points)]
     return {
+        "codecarbon": carbon,
+        "rss_mb_before_start_run": before,
+        "rss_mb_after_start_run": after_start,
+        "rss_mb_after_settle": after_settle,
+        "settle_s": settle_s,
         "start_points": start_points,
         "end_points": end_points,
         "rss_mb_at": rss,
@@ -336,9 +352,12 @@ def bench_lifecycle(reps: int, workdir: Path) -> dict[str, Any]:
 
 
 # --- driver -------------------------------------------------------------------------------------
-def _run_section_in_child(args: argparse.Namespace, section: str, workdir: Path) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--section", section, "--workdir", str(workdir)]
+def _run_section_in_child(
+    args: argparse.Namespace, section: str, workdir: Path, *extra: str
+) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--section", section, "--workdir", str(workdir), *extra]
     cmd += ["--rss-start", str(args.rss_start), "--rss-points", str(args.rss_points)]
+    cmd += ["--rss-settle", str(args.rss_settle)]
     out = subprocess.run(
         cmd, capture_output=True, text=True, env=clean_launcher_env(dict(os.environ)), check=True
     )
@@ -360,6 +379,8 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
         "log_metrics_us_per_point": lat["mean_tight_loop"]["log_metrics_us_per_point"],
         "timer_overhead_p50_us": lat["timer_overhead"]["p50_us"],
         "rss_growth_mb": res["rss"]["rss_growth_mb"],
+        "rss_growth_mb_without_codecarbon": res["rss_without_codecarbon"]["rss_growth_mb"],
+        "samplers_startup_rss_mb": res["rss"]["rss_mb_after_settle"] - res["rss"]["rss_mb_before_start_run"],
         "bytes_per_point": res["disk"]["bytes_per_point"],
         "import_ms": res["import"]["import_ms"],
         "start_run_ms": res["lifecycle"]["start_run_ms"],
@@ -375,23 +396,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blocks", type=int, default=50, help="interleaved blocks (default 50)")
     parser.add_argument("--rss-start", type=int, default=10**5)
     parser.add_argument("--rss-points", type=int, default=10**7)
+    parser.add_argument("--rss-settle", type=float, default=5.0, help="seconds for samplers to start")
     parser.add_argument("--disk-points", type=int, default=10**6)
     parser.add_argument("--import-reps", type=int, default=7)
     parser.add_argument("--lifecycle-reps", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temp dir)")
     parser.add_argument("--out", default=None, help="write the JSON result here")
     parser.add_argument("--section", choices=["rss"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--no-carbon", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench_core_") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         if args.section == "rss":
-            print(json.dumps(bench_rss(args.rss_start, args.rss_points, workdir)))
+            rss = bench_rss(args.rss_start, args.rss_points, workdir, args.rss_settle, not args.no_carbon)
+            print(json.dumps(rss))
             return 0
         started = time.perf_counter()
         res: dict[str, Any] = {"benchmark": "core", "machine": machine_info(), "argv": sys.argv}
         res["rss"] = _run_section_in_child(args, "rss", workdir)
+        res["rss_without_codecarbon"] = _run_section_in_child(args, "rss", workdir, "--no-carbon")
         res["latency"] = bench_latency(args.calls, args.blocks, workdir)
         res["disk"] = bench_disk(args.disk_points, workdir)
         res["import"] = bench_import(args.import_reps)
