@@ -4,17 +4,21 @@ A NumPy MLP step (forward, backward, SGD update: a few ms on one core) logs 10 m
 step.  Each tool runs the same loop; runs alternate between tools (the order rotates every
 repetition) so that a noisy machine hurts every tool alike.  Per tool it reports:
 
-* slowdown %: median loop time over repetitions against the no-logging loop's median; also
-  the paired ratio (each run against the baseline run of the same repetition) and the
-  direct share (time inside the logging calls / compute time), which noise hardly touches;
+* slowdown %: median loop time over repetitions against the no-logging loop's median, and
+  the paired ratio (each run against the baseline run of the same repetition);
+* interleaved slowdown %: within each run, blocks of 10 steps with and without logging
+  alternate; ratio of their median step times (robust on a shared machine);
+* direct share: time inside the logging calls / compute time;
 * the latency of logging one step (10 metrics, each tool's usual way) and of one
   single-metric call (p50/p99/p99.9/max), timed in the same run;
 * storage: bytes per logged point and files per rank; start/end and import times.
 
-Tools are used when importable: ``yprov4ml_hpc``, ``mlflow`` (local file store),
-``wandb`` (offline) and ``yprov4ml`` (Python >= 3.12, see benchmarks/README.md).
+Tools are used when importable: ``yprov4ml_hpc`` (at its defaults; ``_batch`` logs through
+``log_metrics``; ``_nosamplers`` turns the background samplers and codecarbon off),
+``mlflow`` (local file store), ``wandb`` (offline) and ``yprov4ml`` (Python >= 3.12, see
+benchmarks/README.md).
 
-usage: python benchmarks/bench_overhead.py [--steps 500] [--reps 7] [--out results/overhead.json]
+usage: python benchmarks/bench_overhead.py [--steps 300] [--reps 10] [--out results/overhead.json]
 """
 
 from __future__ import annotations
@@ -120,6 +124,8 @@ class Tool:
 
 
 class Yprov4mlHpc(Tool):
+    """The collector at its defaults (background samplers and codecarbon on where installed)."""
+
     name = "yprov4ml_hpc"
     module = "yprov4ml_hpc"
     distribution = "yprov4ml-hpc"
@@ -145,6 +151,27 @@ class Yprov4mlHpc(Tool):
 
     def end(self) -> None:
         self.prov.end_run()
+
+
+class Yprov4mlHpcBatch(Yprov4mlHpc):
+    """The same collector through its batch call, as MLflow and W&B are used here."""
+
+    name = "yprov4ml_hpc_batch"
+    per_step_api = "prov4ml.log_metrics({10 metrics}, context=Context.TRAINING, step=s)"
+
+    def log_step(self, step: int, metrics: dict[str, float]) -> None:
+        self.prov.log_metrics(metrics, context=self.ctx, step=step)
+
+
+class Yprov4mlHpcNoSamplers(Yprov4mlHpc):
+    """The collector alone: no periodic system sampling, no codecarbon."""
+
+    name = "yprov4ml_hpc_nosamplers"
+
+    def start(self, run_dir: Path, rep: int) -> None:
+        self.prov.start_run(
+            "overhead", provenance_save_dir=str(run_dir), system_metrics_interval_s=0, disable_codecarbon=True
+        )
 
 
 class MLflowFileStore(Tool):
@@ -239,13 +266,20 @@ class Yprov4ml(Tool):
 
 
 ALL_TOOLS: dict[str, type[Tool]] = {
-    cls.name: cls for cls in (Tool, Yprov4mlHpc, MLflowFileStore, WandbOffline, Yprov4ml)
+    cls.name: cls
+    for cls in (
+        Tool, Yprov4mlHpc, Yprov4mlHpcBatch, Yprov4mlHpcNoSamplers, MLflowFileStore, WandbOffline, Yprov4ml
+    )
 }
 
 
 # --- one run ------------------------------------------------------------------------------------
+INTERLEAVE_BLOCK = 10  # steps per block in the interleaved phase
+
+
 def one_run(tool: Tool, run_dir: Path, steps: int, calls: int) -> dict[str, Any]:
-    """Start, train ``steps`` steps logging 10 metrics each, then ``calls`` single calls, end."""
+    """Start; ``steps`` steps logging every step; ``steps`` steps logging every other block of
+    10; ``calls`` single-metric calls; end.  Each phase is timed on its own."""
     pc = time.perf_counter_ns
     model = TinyMLP()
     t0 = pc()
@@ -263,12 +297,26 @@ def one_run(tool: Tool, run_dir: Path, steps: int, calls: int) -> dict[str, Any]
         step_ns[s] = t2 - t0
         log_ns[s] = t2 - t1
     loop_ns = pc() - loop_t0
+    # Interleaved phase: blocks with and without logging alternate within ~50 ms, so a load
+    # change on a shared machine hits both; the slowdown is the ratio of median step times.
+    on_ns: list[int] = []
+    off_ns: list[int] = []
+    logged = 0
+    for s in range(steps):
+        t0 = pc()
+        metrics = model.step()
+        if (s // INTERLEAVE_BLOCK) % 2 == 0:
+            log_step(steps + s, metrics)
+            on_ns.append(pc() - t0)
+            logged += 1
+        else:
+            off_ns.append(pc() - t0)
     call_ns = [0] * calls
     log_one = tool.log_one
     for j in range(calls):
         value = model.small_work()
         t0 = pc()
-        log_one("single", value, steps + j)
+        log_one("single", value, 2 * steps + j)
         call_ns[j] = pc() - t0
     t0 = pc()
     tool.end()
@@ -281,9 +329,10 @@ def one_run(tool: Tool, run_dir: Path, steps: int, calls: int) -> dict[str, Any]
         "step_ns": step_ns,
         "log_ns": log_ns,
         "call_ns": call_ns,
+        "interleaved_pct": 100.0 * (median(on_ns) / median(off_ns) - 1.0) if on_ns and off_ns else None,
         "bytes": size,
         "files": files,
-        "points": steps * METRICS_PER_STEP + calls,
+        "points": (steps + logged) * METRICS_PER_STEP + calls,
     }
 
 
@@ -301,6 +350,9 @@ def _summarize_tool(runs: list[dict[str, Any]], base: dict[str, Any] | None) -> 
         "loop_s_all": [round(x, 4) for x in loops],
         "step_ms_median": median(step_medians) / 1e6,
         "direct_overhead_pct": median(direct),
+        "interleaved_slowdown_pct": median(
+            r["interleaved_pct"] for r in runs if r["interleaved_pct"] is not None
+        ),
         "log_per_step": distribution(log_ns),
         "per_call": distribution(call_ns),
         "start_s_median": median(r["start_s"] for r in runs),
@@ -400,9 +452,9 @@ def ratios(tools: dict[str, Any], reference: str = "yprov4ml_hpc") -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=500, help="training steps per run (default 500)")
-    parser.add_argument("--reps", type=int, default=7, help="runs per tool, alternating (default 7)")
-    parser.add_argument("--calls", type=int, default=300, help="single-metric calls per run (default 300)")
+    parser.add_argument("--steps", type=int, default=300, help="training steps per run (default 300)")
+    parser.add_argument("--reps", type=int, default=10, help="runs per tool, alternating (default 10)")
+    parser.add_argument("--calls", type=int, default=200, help="single-metric calls per run (default 200)")
     parser.add_argument(
         "--tools",
         default=",".join(ALL_TOOLS),
