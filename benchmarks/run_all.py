@@ -41,7 +41,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
     "quick": {
         "core": [
             "--calls", "10000", "--blocks", "4", "--rss-start", "1000", "--rss-points", "50000",
-            "--disk-points", "20000", "--import-reps", "2", "--lifecycle-reps", "2",
+            "--rss-settle", "1", "--disk-points", "20000", "--import-reps", "2", "--lifecycle-reps", "2",
         ],
         "hotpath": ["--calls", "5000", "--steps", "20", "--reps", "1"],
         "overhead": ["--steps", "20", "--reps", "2", "--calls", "20"],
@@ -53,7 +53,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
     "smoke": {
         "core": [
             "--calls", "2000", "--blocks", "2", "--rss-start", "1000", "--rss-points", "5000",
-            "--disk-points", "5000", "--import-reps", "1", "--lifecycle-reps", "1",
+            "--rss-settle", "0", "--disk-points", "5000", "--import-reps", "1", "--lifecycle-reps", "1",
         ],
         "hotpath": ["--calls", "2000", "--steps", "5", "--reps", "1"],
         "overhead": ["--steps", "5", "--reps", "1", "--calls", "5"],
@@ -171,6 +171,8 @@ def _core_md(core: dict[str, Any]) -> list[str]:
         ("log_metrics, per point (10 metrics per call)", f["log_metrics_us_per_point"], "us", None),
         ("timer overhead subtracted (two perf_counter_ns, p50)", f["timer_overhead_p50_us"], "us", None),
         ("RSS growth, 1e5 -> 1e7 points of one series", f["rss_growth_mb"], "MB", "rss_growth_mb"),
+        ("RSS growth, same, codecarbon off", f["rss_growth_mb_without_codecarbon"], "MB", None),
+        ("RSS taken by start_run + sampler start-up (not growth)", f["samplers_startup_rss_mb"], "MB", None),
         ("bytes on disk per point (1e6-point series)", f["bytes_per_point"], "B", "bytes_per_point"),
         ("import yprov4ml_hpc (fresh interpreter, median)", f["import_ms"], "ms", "import_ms"),
         ("start_run, singleton, first in process (median)", f["start_run_ms"], "ms", "start_run_ms"),
@@ -203,20 +205,21 @@ def _overhead_md(ov: dict[str, Any]) -> list[str]:
         f"{cfg['steps']} steps x {cfg['reps']} alternating runs per tool, {cfg['metrics_per_step']} metrics "
         f"per step, then {cfg['calls_per_run']} single-metric calls per run; model: {cfg['model']}.",
         "",
-        "| tool | version | slowdown % (median loop) | paired % | direct % | step ms | "
+        "| tool | version | slowdown % (median loop) | paired % | interleaved % | direct % | step ms | "
         "log/step p50 / p99 us | call p50 / p99 / p99.9 / max us | B/point | files/rank | "
         "start / end s | import s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, t in tools.items():
         if not t.get("available") or "runs" not in t:
             reason = t.get("reason") or t.get("error") or "not run"
-            out.append(f"| {name} | {t.get('version') or ''} | not measured: {reason} |" + " |" * 9)
+            out.append(f"| {name} | {t.get('version') or ''} | not measured: {reason} |" + " |" * 10)
             continue
         step, call = t["log_per_step"], t["per_call"]
         out.append(
             f"| {name} | {t.get('version') or ''} | {_fmt(t.get('slowdown_pct'))} | "
-            f"{_fmt(t.get('slowdown_pct_paired_median'))} | {_fmt(t['direct_overhead_pct'])} | "
+            f"{_fmt(t.get('slowdown_pct_paired_median'))} | {_fmt(t.get('interleaved_slowdown_pct'))} | "
+            f"{_fmt(t['direct_overhead_pct'])} | "
             f"{_fmt(t['step_ms_median'])} | {_fmt(step['p50_us'])} / {_fmt(step['p99_us'])} | "
             f"{_fmt(call['p50_us'])} / {_fmt(call['p99_us'])} / {_fmt(call['p99_9_us'])} / "
             f"{_fmt(call['max_us'])} | {_fmt(t['bytes_per_point'])} | {_fmt(t['files_per_rank'])} | "
