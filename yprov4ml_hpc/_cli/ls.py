@@ -35,6 +35,12 @@ def setup_parser(parser: argparse.ArgumentParser) -> None:
         help="a folder of run directories (start_run's provenance_save_dir), or one run",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--job", metavar="JOB_ID", help="only the runs of this launcher job (e.g. a Slurm job id; any step)"
+    )
+    parser.add_argument(
+        "--paths", action="store_true", help="print only the run directories, one a line (for job scripts)"
+    )
 
 
 STALE_AFTER_S = 300.0  # a 'running' file not written for this long most likely lost its process
@@ -58,6 +64,7 @@ def _rank_attrs(path: Path) -> dict[str, Any] | None:
         "end_ns",
         "host",
         "pid",
+        "job_id",
         "flush_interval_s",
         "schema",
     ):
@@ -116,6 +123,7 @@ def describe_run(run_dir: Path, bar: Progress | None = None) -> dict[str, Any]:
     first = attrs[0] if attrs else {}
     row["experiment"] = (summary or first).get("experiment") or ""
     row["run_id"] = (summary or first).get("run_id") or run_dir.name
+    row["job_id"] = first.get("job_id") or None
     starts = [int(a["start_ns"]) for a in attrs if a.get("start_ns")]
     row["start_ns"] = min(starts) if starts else None
     if summary is not None:
@@ -148,6 +156,12 @@ def describe_run(run_dir: Path, bar: Progress | None = None) -> dict[str, Any]:
     return row
 
 
+def _job_matches(job_id: Any, wanted: str) -> bool:
+    """'12345' matches the job and each of its steps ('12345.0', ...); '12345.1' one step."""
+    text = str(job_id or "")
+    return bool(text) and (text == wanted or text.startswith(f"{wanted}."))
+
+
 def find_runs(prov_dir: Path) -> list[Path]:
     if (prov_dir / C.RANKS_DIRNAME).is_dir() or (prov_dir / C.SUMMARY_FILENAME).is_file():
         return [prov_dir]
@@ -168,6 +182,12 @@ def run(args: argparse.Namespace) -> int:
     with Progress(len(runs), "reading runs") as bar:
         rows = [describe_run(path, bar) for path in runs]
     rows.sort(key=lambda r: (r["start_ns"] or 0, r["path"]))
+    if args.job:
+        rows = [r for r in rows if _job_matches(r["job_id"], args.job)]
+    if args.paths:
+        for r in rows:
+            print(r["path"])
+        return 0
     if args.json:
         print(json.dumps({"prov_dir": str(prov_dir), "runs": rows}, indent=2))
         return 0
@@ -176,7 +196,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     table = [
         [
-            Path(r["path"]).name,
             r["experiment"],
             r["run_id"],
             f"{r['rank_files']}/{r['world_size']}",
@@ -187,12 +206,9 @@ def run(args: argparse.Namespace) -> int:
         ]
         for r in rows
     ]
-    print_table(
-        ["run", "experiment", "run id", "ranks", "status", "start", "duration", "merged"],
-        table,
-        right=(3, 6),
-        indent="",
-    )
+    print(f"runs in {prov_dir} (run directory: <experiment>_<run id>)\n")
+    headers = ["experiment", "run id", "ranks", "status", "start", "duration", "merged"]
+    print_table(headers, table, right=(2, 5), indent="", max_width=48)
     unmerged = [r for r in rows if not r["merged"] and "running" not in r["status_counts"]]
     if unmerged:
         print(f"\n{len(unmerged)} run(s) not merged: yprov4ml-hpc merge {unmerged[0]['path']}")
