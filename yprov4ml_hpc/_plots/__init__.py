@@ -161,9 +161,10 @@ def build_figures(
     jobs: list[tuple[str, Callable[[], PlotFigure | None]]] = []
     for name, ctx in keys:
         jobs.append((name, functools.partial(_metric, F, cache, name, ctx, per_rank_max, dpi)))
+    # Short and tall figures alternate so that the report's two-column grid stays tidy.
+    jobs.append(("ranks", lambda: _heatmap(F, cache, summary, dpi)))
     jobs.append(("hardware", lambda: _hardware(F, cache, keys, t0, dpi)))
     jobs.append(("energy", lambda: _energy(F, cache, t0, dpi)))
-    jobs.append(("ranks", lambda: _heatmap(F, cache, summary, dpi)))
     with Progress(len(jobs), "plotting") as bar:
         for what, job in jobs:
             try:

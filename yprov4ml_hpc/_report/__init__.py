@@ -261,35 +261,46 @@ def _params(run: RunData) -> str:
 
 
 def _metrics(data: dict[str, Any]) -> str:
-    metrics = sorted(
-        data.get("metrics", []), key=lambda m: (m["context"] in SAMPLER_CONTEXTS, m["context"], m["name"])
-    )
+    metrics = sorted(data.get("metrics", []), key=lambda m: (m["context"], m["name"]))
     if not metrics:
         return '<p class="note">No metrics were logged.</p>'
 
     def where(rank: Any, host: Any) -> str:
         return f"rank {rank} ({host})" if rank is not None else "\u2013"
 
-    rows = [
-        [
-            m["name"],
-            m["context"],
-            H.fmt_num(m.get("count")),
-            H.fmt_num(m.get("min")),
-            where(m.get("min_rank"), m.get("min_host")),
-            H.fmt_num(m.get("max")),
-            where(m.get("max_rank"), m.get("max_host")),
-            H.fmt_num(m.get("mean")),
-            H.fmt_num(m.get("last")),
+    headers = ["metric", "context", "points", "min", "min at", "max", "max at", "mean", "last (mean)"]
+
+    def rows(items: list[dict[str, Any]]) -> list[list[Any]]:
+        return [
+            [
+                m["name"],
+                m["context"],
+                H.fmt_num(m.get("count")),
+                H.fmt_num(m.get("min")),
+                where(m.get("min_rank"), m.get("min_host")),
+                H.fmt_num(m.get("max")),
+                where(m.get("max_rank"), m.get("max_host")),
+                H.fmt_num(m.get("mean")),
+                H.fmt_num(m.get("last")),
+            ]
+            for m in items
         ]
-        for m in metrics
-    ]
-    return H.table(
-        ["metric", "context", "points", "min", "min at", "max", "max at", "mean", "last (mean)"],
-        rows,
-        numeric=(2, 3, 5, 7, 8),
-        table_id="metric-table",
+
+    own = [m for m in metrics if m["context"] not in SAMPLER_CONTEXTS]
+    samplers = [m for m in metrics if m["context"] in SAMPLER_CONTEXTS]
+    body = (
+        H.table(headers, rows(own), numeric=(2, 3, 5, 7, 8), table_id="metric-table")
+        if own
+        else ('<p class="note">No metrics of the script\'s own.</p>')
     )
+    if samplers:
+        # The samplers' series (per GPU, per node) can be many: folded away by default.
+        body += (
+            f"<details><summary>{len(samplers)} series of the samplers (gpu, energy, system)</summary>"
+            + H.table(headers, rows(samplers), numeric=(2, 3, 5, 7, 8), table_id="sampler-table")
+            + "</details>"
+        )
+    return body
 
 
 def _figures(run: RunData, data: dict[str, Any], metrics: Sequence[str] | None) -> tuple[str, int, list[str]]:

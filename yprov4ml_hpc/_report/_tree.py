@@ -71,9 +71,8 @@ def _box(
     )
 
 
-def _line(x1: float, y1: float, x2: float, y2: float, dashed: bool = False) -> str:
-    dash = ' stroke-dasharray="4 3"' if dashed else ""
-    return f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#90a4ae"{dash}/>'
+def _line(x1: float, y1: float, x2: float, y2: float) -> str:
+    return f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#90a4ae"/>'
 
 
 def tree_svg(
@@ -171,7 +170,7 @@ def tree_svg(
         bottom += 24
 
     # Contexts every rank ran, then entities and agents as one row each.
-    y_ctx = bottom + 40
+    y_ctx = bottom + 44
     ctx_list = list(contexts)[:10] or ["(no metrics)"]
     ctx_w = min(150.0, (WIDTH - 40) / len(ctx_list) - 10)
     start = (WIDTH - len(ctx_list) * (ctx_w + 10) + 10) / 2
@@ -181,7 +180,6 @@ def tree_svg(
     )
     for i, ctx in enumerate(ctx_list):
         cx = start + i * (ctx_w + 10)
-        parts.append(_line(cx + ctx_w / 2, y_ctx, cx + ctx_w / 2, bottom + 4, dashed=True))
         parts.append(_box(cx, y_ctx, ctx_w, 26, ACTIVITY, [ctx], "yprov4ml:Context", cls="context"))
     y_ent = y_ctx + 60
     items = [(f"{label}: {count}", ENTITY) for label, count in entities] + [(a, AGENT) for a in agents]
