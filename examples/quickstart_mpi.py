@@ -29,9 +29,16 @@ def main() -> None:
     args = parser.parse_args()
 
     comm = MPI.COMM_WORLD
-    run = prov4ml.start_run("quickstart", provenance_save_dir=args.save_dir)
-    prov4ml.log_params({"epochs": args.epochs, "lr": args.lr, "world_size": comm.size,
-                        "optimizer": "sgd", "model": "linear-16"})
+    prov4ml.start_run("quickstart", provenance_save_dir=args.save_dir)
+    prov4ml.log_params(
+        {
+            "epochs": args.epochs,
+            "lr": args.lr,
+            "world_size": comm.size,
+            "optimizer": "sgd",
+            "model": "linear-16",
+        }
+    )
 
     rng = np.random.default_rng(1234 + comm.rank)
     true_w = np.linspace(-1.0, 1.0, 16)
@@ -49,9 +56,13 @@ def main() -> None:
             comm.Allreduce(local_grad, grad, op=MPI.SUM)
             w -= args.lr * grad / comm.size
             global_step = epoch * args.steps_per_epoch + step
-            prov4ml.log_metric("loss", float(np.mean(err**2)), context=prov4ml.Context.TRAINING, step=global_step)
+            prov4ml.log_metric(
+                "loss", float(np.mean(err**2)), context=prov4ml.Context.TRAINING, step=global_step
+            )
         val_err = x[:512] @ w - y[:512]
-        prov4ml.log_metric("val_loss", float(np.mean(val_err**2)), context=prov4ml.Context.VALIDATION, step=epoch)
+        prov4ml.log_metric(
+            "val_loss", float(np.mean(val_err**2)), context=prov4ml.Context.VALIDATION, step=epoch
+        )
         prov4ml.log_metric("epoch_time_s", time.perf_counter() - started, context="timing", step=epoch)
 
     if comm.rank == 0:
@@ -65,7 +76,8 @@ def main() -> None:
         for path in sorted(run_dir.rglob("*")):
             if path.is_file():
                 print(f"  {path.relative_to(run_dir)}  ({path.stat().st_size} bytes)")
-        print(f"inspect it with: yprov4ml-hpc info {run_dir}")
+        print(f"inspect it with: yprov4ml-hpc summary {run_dir}")
+        print(f"             or: yprov4ml-hpc report {run_dir}   (one HTML file with the figures)")
 
 
 if __name__ == "__main__":
