@@ -364,3 +364,65 @@ def build_run(save_dir: Path, ranks: int, points: int = 300, run_id: str = "buil
                 os.environ[key] = value
     assert run_dir is not None
     return run_dir
+
+
+# --- reading untrusted run directories under a watchdog -----------------------------------------
+def read_untrusted(dirs: Sequence[Path], workdir: Path, item_timeout: float = 20.0) -> list[dict[str, Any]]:
+    """Read each run directory in a child process (scripts/read_untrusted.py) under a watchdog.
+
+    Returns one record per directory (see that script); a directory whose reading killed the
+    child gets ``"crash"`` (with the exit status), one that made it hang ``"hang"``, in every
+    field, and reading resumes with the next directory.
+    """
+    import queue
+    import threading
+
+    listing = workdir / "untrusted_dirs.json"
+    listing.write_text(json.dumps([str(d) for d in dirs]))
+    results: dict[int, dict[str, Any]] = {}
+    start = 0
+    while start < len(dirs):
+        token = uuid.uuid4().hex
+        proc = subprocess.Popen(
+            [sys.executable, str(SCRIPTS / "read_untrusted.py"), str(listing), str(start),
+             str(workdir / "merged")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**clean_env(), TOKEN_VAR: token}, start_new_session=True,
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+        assert proc.stdout is not None
+
+        def pump(stream: Any = proc.stdout, sink: queue.Queue[str | None] = lines) -> None:
+            for line in stream:
+                sink.put(line)
+            sink.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        current = start
+        verdict = None
+        while True:
+            try:
+                line = lines.get(timeout=item_timeout)
+            except queue.Empty:
+                verdict = "hang"
+                break
+            if line is None:
+                verdict = "crash"
+                break
+            if line.startswith("START "):
+                current = int(line.split()[1])
+            elif line.startswith("{"):
+                record = json.loads(line)
+                results[record["i"]] = record
+                if record["i"] == len(dirs) - 1:
+                    break
+        kill_token(token)
+        proc.wait(timeout=15)
+        stderr = proc.stderr.read() if proc.stderr is not None else ""
+        if verdict is not None and current not in results:
+            results[current] = {
+                "i": current, "reader": verdict, "merge": verdict, "info": verdict, "problems": [],
+                "detail": {"returncode": proc.returncode, "stderr": stderr[-2000:]},
+            }
+        start = max(results, default=start - 1) + 1 if results else start + 1
+    return [results[i] for i in range(len(dirs))]
