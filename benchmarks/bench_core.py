@@ -259,7 +259,7 @@ def bench_rss(
 
 # --- import time and run lifecycle (fresh processes) --------------------------------------------
 _IMPORT_CODE = (
-    "import time, sys; t0 = time.perf_counter(); import {mod}; "
+    "import time, sys; {before}; t0 = time.perf_counter(); import {mod}; "
     "print(time.perf_counter() - t0, len(sys.modules))"
 )
 
@@ -271,18 +271,21 @@ def _python(code: str, env: dict[str, str]) -> tuple[float, str]:
 
 
 def bench_import(reps: int) -> dict[str, Any]:
-    """``import yprov4ml_hpc`` in fresh interpreters, interleaved with ``import numpy, h5py``."""
+    """``import yprov4ml_hpc`` in fresh interpreters, interleaved with ``import numpy, h5py``
+    and with the import into a process that has NumPy already (any ML script has)."""
     env = clean_launcher_env(dict(os.environ))
-    ours, deps, wall, wall_empty = [], [], [], []
+    ours, deps, wall, wall_empty, after_numpy = [], [], [], [], []
     modules = 0
     for _ in range(reps):
-        w, out = _python(_IMPORT_CODE.format(mod="yprov4ml_hpc"), env)
+        w, out = _python(_IMPORT_CODE.format(before="pass", mod="yprov4ml_hpc"), env)
         seconds, modules_text = out.split()
         ours.append(float(seconds))
         wall.append(w)
         modules = int(modules_text)
-        _w, out = _python(_IMPORT_CODE.format(mod="numpy, h5py"), env)
+        _w, out = _python(_IMPORT_CODE.format(before="pass", mod="numpy, h5py"), env)
         deps.append(float(out.split()[0]))
+        _w, out = _python(_IMPORT_CODE.format(before="import numpy", mod="yprov4ml_hpc"), env)
+        after_numpy.append(float(out.split()[0]))
         w, _ = _python("pass", env)
         wall_empty.append(w)
     return {
@@ -291,6 +294,7 @@ def bench_import(reps: int) -> dict[str, Any]:
         "import_ms_all": [round(s * 1e3, 2) for s in ours],
         "numpy_h5py_import_ms": median(deps) * 1e3,
         "own_share_ms": (median(ours) - median(deps)) * 1e3,
+        "import_ms_with_numpy_loaded": median(after_numpy) * 1e3,
         "interpreter_wall_ms": median(wall) * 1e3,
         "empty_interpreter_wall_ms": median(wall_empty) * 1e3,
         "modules_loaded": modules,

@@ -193,7 +193,8 @@ def _core_md(core: dict[str, Any]) -> list[str]:
         f"{mt['flushes']} during the tight loops ({_fmt(mt['flush_us_per_point'])} us of flush per point). "
         f"Bare loop: {_fmt(mt['bare_loop_ns_per_iter'])} ns/iteration. "
         f"Import: numpy + h5py alone take {_fmt(imp['numpy_h5py_import_ms'])} ms of the "
-        f"{_fmt(imp['import_ms'])} ms; warm start_run/end_run in one process: "
+        f"{_fmt(imp['import_ms'])} ms (into a process that already has NumPy: "
+        f"{_fmt(imp.get('import_ms_with_numpy_loaded'))} ms); warm start_run/end_run in one process: "
         f"{_fmt(core['lifecycle']['start_run_ms_warm'])} / {_fmt(core['lifecycle']['end_run_ms_warm'])} ms.",
     ]
     return out
