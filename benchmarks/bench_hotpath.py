@@ -134,6 +134,32 @@ class SketchNoClock(SketchCurrent):
         ring.head = head + 1
 
 
+def make_log_metrics_one_clock(run: Any) -> Callable[..., None]:
+    """Sketch of a ``Run.log_metrics`` fast path: one clock read and one frame per step.
+
+    Uses the run's private rings (``_buffers``, ``_new_series``, ``_flush_series``); it is a
+    measurement of a proposed change, not an API.
+    """
+    buffers, new_series, flush_series = run._buffers, run._new_series, run._flush_series
+
+    def log_metrics(metrics: dict[str, float], context: object = None, step: int | None = None) -> None:
+        now = _time_ns()
+        for key, value in metrics.items():
+            buf = buffers.get((key, context)) or new_series(key, context)
+            head = buf.head
+            if head - buf.tail >= buf.capacity:
+                flush_series(buf)
+            i = head % buf.capacity
+            buf.value_view[i] = value
+            point_step = buf.next_step if step is None else step
+            buf.step_view[i] = point_step
+            buf.next_step = point_step + 1
+            buf.time_view[i] = now
+            buf.head = head + 1
+
+    return log_metrics
+
+
 # --- measurement --------------------------------------------------------------------------------
 def _noop(key: str, value: float, context: object = None, step: int | None = None) -> None:
     return None
@@ -160,6 +186,49 @@ def _cold_ns(fn: Callable[..., Any], ctx: object, model: TinyMLP, step: int) -> 
     for key, value in metrics.items():
         fn(key, value, context=ctx, step=step)
     return (pc() - t0) / len(metrics)
+
+
+def _per_step_rows(run: Any, prov: Any, steps: int) -> list[dict[str, Any]]:
+    """Logging 10 metrics right after a training step, per step, several ways (interleaved)."""
+    ctx = prov.Context.TRAINING
+    api, method = prov.log_metric, run.log_metric
+
+    def ten_api(step: int, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            api(key, value, context=ctx, step=step)
+
+    def ten_method(step: int, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            method(key, value, ctx, step)
+
+    def batch(step: int, metrics: dict[str, float]) -> None:
+        prov.log_metrics(metrics, context=ctx, step=step)
+
+    ways: dict[str, Callable[[int, dict[str, float]], None]] = {
+        "per step: nothing (timer and call floor)": lambda step, metrics: None,
+        "per step: 10 x yprov4ml_hpc.log_metric": ten_api,
+        "per step: 10 x Run.log_metric": ten_method,
+        "per step: yprov4ml_hpc.log_metrics (current)": batch,
+    }
+    try:
+        one_clock = make_log_metrics_one_clock(run)
+        ways["per step: sketch log_metrics, one clock read"] = lambda step, m: one_clock(m, ctx, step)
+    except AttributeError:  # the run's private layout changed: the sketch no longer applies
+        pass
+    model = TinyMLP()
+    pc = time.perf_counter_ns
+    costs: dict[str, list[int]] = {name: [] for name in ways}
+    names = list(ways)
+    for step in range(steps):
+        for name in names[step % len(names) :] + names[: step % len(names)]:
+            metrics = model.step()
+            t0 = pc()
+            ways[name](100_000 + step, metrics)
+            costs[name].append(pc() - t0)
+    return [
+        {"name": name, "warm_ns": None, "cold_ns": median(costs[name][5:] or costs[name])}
+        for name in names
+    ]
 
 
 def _primitive_rows(calls: int, reps: int) -> list[dict[str, Any]]:
@@ -229,17 +298,20 @@ def bench(calls: int, steps: int, reps: int, workdir: Path) -> dict[str, Any]:
     for step in range(steps):
         for name in names[step % len(names) :] + names[: step % len(names)]:
             cold[name].append(_cold_ns(variants[name], ctx, model, step))
+    step_rows = _per_step_rows(run, prov, steps)
     prov.end_run()
     rows = _primitive_rows(calls, max(3, reps))
     for name in names:
         after_step = median(cold[name][5:] or cold[name])  # the first steps warm the code up
         rows.append({"name": name, "warm_ns": median(warm[name]), "cold_ns": after_step})
+    rows += step_rows
     return {
         "rows": rows,
         "note": (
             "warm: tight loop, loop cost subtracted, median of reps; after a training step: mean of the "
-            "10 calls that follow one NumPy MLP step, median over steps (variants interleaved). Sketches "
-            "omit flushing and validation of new series; they price the per-point design only."
+            "10 calls that follow one NumPy MLP step, median over steps (variants interleaved); 'per "
+            "step' rows: ns for all 10 metrics of a step. Stand-alone sketches omit flushing and "
+            "validation of new series; they price the per-point design only."
         ),
     }
 
