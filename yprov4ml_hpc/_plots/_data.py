@@ -42,6 +42,7 @@ class Band:
     q25: FloatArray
     q75: FloatArray
     count: int  # how many series went in
+    present: npt.NDArray[np.int64] | None = None  # how many have a value at each x
 
 
 def _finite(values: npt.NDArray[np.float64]) -> FloatArray:
@@ -55,7 +56,8 @@ def _reduce(x: FloatArray, matrix: FloatArray, count: int) -> Band:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: a gap is right
         q = np.nanpercentile(matrix, [0, 25, 50, 75, 100], axis=0) if matrix.size else np.empty((5, 0))
-    return Band(x, q[2], q[0], q[4], q[1], q[3], count)
+    present = np.count_nonzero(~np.isnan(matrix), axis=0).astype(np.int64)
+    return Band(x, q[2], q[0], q[4], q[1], q[3], count, present)
 
 
 def band_over_steps(series: Sequence[Series], max_points: int = MAX_POINTS) -> Band:

@@ -78,7 +78,23 @@ def _draw_band(ax: Any, band: Band, label: str = "median") -> None:
             label=f"min\u2013max of {band.count}",
         )
         ax.fill_between(band.x, band.q25, band.q75, color=MEDIAN_COLOR, alpha=0.3, lw=0, label="25\u201375 %")
-    ax.plot(band.x, band.median, color=MEDIAN_COLOR, lw=1.6, label=label if band.count > 1 else None)
+    if band.count < 3 or band.present is None:
+        ax.plot(band.x, band.median, color=MEDIAN_COLOR, lw=1.6, label=label if band.count > 1 else None)
+        return
+    # Where most series have ended (a straggler's tail, a killed rank), the "median" is one or
+    # two series: drawn dashed, so it does not read as the job's typical value.
+    few = band.present < math.ceil(band.count / 2)
+    edge = few | np.r_[few[1:], False] | np.r_[False, few[:-1]]  # overlap by a point: no gap
+    ax.plot(band.x, np.where(~few, band.median, np.nan), color=MEDIAN_COLOR, lw=1.6, label=label)
+    if few.any():
+        ax.plot(
+            band.x,
+            np.where(edge, band.median, np.nan),
+            color=MEDIAN_COLOR,
+            lw=1.1,
+            ls="--",
+            label=f"fewer than half of the {band.count} left",
+        )
 
 
 def _empty(ax: Any, message: str) -> None:
