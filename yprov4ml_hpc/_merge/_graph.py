@@ -19,115 +19,25 @@ added in a sorted order, so the same input always gives the same graph.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import networkx as nx
 
 from .. import _constants as C
+from ._graph_base import RELATION_ROLES, SAFE_KEY, Builder, DateTime, QName, ranges
 from ._inputs import RunInput
 from ._stats import SeriesAggregate, aggregate_series, rank_status
 
-__all__ = ["RELATION_ROLES", "DateTime", "QName", "build_graph"]
+__all__ = ["RELATION_ROLES", "build_graph"]
 
 P = C.PROV_NAMESPACE_PREFIX
-
-# relation -> (PROV-JSON key of the edge's source, key of its target)
-RELATION_ROLES: dict[str, tuple[str, str]] = {
-    "wasAssociatedWith": ("prov:activity", "prov:agent"),
-    "wasStartedBy": ("prov:activity", "prov:starter"),
-    "wasInformedBy": ("prov:informed", "prov:informant"),
-    "used": ("prov:activity", "prov:entity"),
-    "wasGeneratedBy": ("prov:entity", "prov:activity"),
-    "wasAttributedTo": ("prov:entity", "prov:agent"),
-    "wasDerivedFrom": ("prov:generatedEntity", "prov:usedEntity"),
-    "hadMember": ("prov:collection", "prov:entity"),
-}
 
 _STANDARD_ARTIFACT_KEYS = frozenset(
     {"name", "path", "size", "sha256", "role", "kind", "context", "step", "time_ns", "copied", "source"}
 )
-_SAFE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _KIND_TYPES = {"model": "Model", "dataset": "Dataset"}
 _STATUS_ORDER = (C.STATUS_FAILED, C.STATUS_KILLED, C.STATUS_INCOMPLETE, C.STATUS_MISSING)
-
-
-class QName(str):
-    """A value written as ``xsd:QName`` (``prov:type`` values)."""
-
-    __slots__ = ()
-
-
-class DateTime(int):
-    """Nanoseconds since the epoch, written as an ``xsd:dateTime`` literal."""
-
-    __slots__ = ()
-
-
-def _ranges(ranks: Sequence[int]) -> str:
-    """``[0, 1, 2, 5]`` -> ``"0-2,5"``: a rank list that stays short at 10^5 ranks."""
-    parts: list[str] = []
-    start = prev = None
-    for rank in sorted(ranks):
-        if prev is not None and rank == prev + 1:
-            prev = rank
-            continue
-        if start is not None:
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = rank
-    if start is not None:
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-    return ",".join(parts)
-
-
-def _versions(meta: dict[str, Any]) -> dict[str, str]:
-    raw = meta["attrs"].get("versions")
-    try:
-        value = json.loads(raw) if isinstance(raw, str) else {}
-    except ValueError:
-        value = {}
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
-
-
-class _Builder:
-    def __init__(self) -> None:
-        self.graph = nx.MultiDiGraph()
-        self.graph.graph["namespaces"] = {P: C.PROV_NAMESPACE_URI, "xsd": C.XSD_NAMESPACE_URI}
-        self._relations = 0
-        self._users: dict[str, str] = {}
-
-    def element(self, kind: str, ident: str, attrs: dict[str, Any]) -> str:
-        self.graph.add_node(ident, kind=kind, attrs=attrs)
-        return ident
-
-    def relate(self, rel: str, source: str, target: str, attrs: dict[str, Any] | None = None) -> None:
-        self._relations += 1
-        self.graph.add_edge(source, target, key=f"_:r{self._relations}", rel=rel, attrs=attrs or {})
-
-    def collector(self, run: RunInput) -> str:
-        versions = _versions(next(iter(run.metas.values())))
-        version = versions.get("yprov4ml_hpc", "unknown")
-        ident = f"{P}:yprov4ml_hpc-{version}"
-        if ident not in self.graph:
-            attrs: dict[str, Any] = {"prov:type": QName("prov:SoftwareAgent"), "prov:label": "yprov4ml_hpc"}
-            for name, value in sorted(versions.items()):
-                if _SAFE_KEY.match(name):
-                    attrs[f"{P}:{'version' if name == 'yprov4ml_hpc' else name}"] = value
-            self.element("agent", ident, attrs)
-        return ident
-
-    def user(self, run: RunInput) -> str:
-        namespace = next((str(m["attrs"].get("user_namespace") or "") for m in run.metas.values()), "")
-        ident = self._users.get(namespace)
-        if ident is None:
-            ident = f"{P}:user" + (str(len(self._users) + 1) if self._users else "")
-            self._users[namespace] = ident
-            attrs: dict[str, Any] = {"prov:type": QName("prov:Person")}
-            if namespace:
-                attrs[f"{P}:user_namespace"] = namespace
-            self.element("agent", ident, attrs)
-        return ident
 
 
 def _times(attrs: dict[str, Any], start: int | None, end: int | None) -> dict[str, Any]:
@@ -183,7 +93,7 @@ def _param_value(record: dict[str, Any]) -> Any:
 class _RunGraph:
     """Adds one run's records under its own prefix."""
 
-    def __init__(self, b: _Builder, run: RunInput, prefix: str, per_rank: bool) -> None:
+    def __init__(self, b: Builder, run: RunInput, prefix: str, per_rank: bool) -> None:
         self.b, self.run, self.p, self.per_rank = b, run, prefix, per_rank
         self.job = f"{prefix}:job"
         contexts = {s["context"] for m in run.metas.values() for s in m["series"]}
@@ -357,7 +267,7 @@ class _RunGraph:
         for i, ((context, name), agg) in enumerate(aggregates.items()):
             attrs = _series_attrs(agg, name, context)
             attrs[f"{P}:h5path"] = agg.h5path
-            attrs[f"{P}:ranks_with_data"] = _ranges(agg.ranks)
+            attrs[f"{P}:ranks_with_data"] = ranges(agg.ranks)
             series = b.element("entity", f"{p}:m{i}", attrs)
             if not self.per_rank:
                 b.relate("wasGeneratedBy", series, self.context_id(context, None))
@@ -390,7 +300,7 @@ class _RunGraph:
                 f"{P}:name": name,
                 "prov:value": _param_value(record),
                 f"{P}:value_type": str(record.get("type", type(record.get("value")).__name__)),
-                f"{P}:ranks": _ranges(ranks),
+                f"{P}:ranks": ranges(ranks),
             }
             if record.get("context") not in (None, C.DEFAULT_CONTEXT):
                 attrs[f"{P}:context"] = str(record["context"])
@@ -418,7 +328,7 @@ class _RunGraph:
                 for key, value in sorted(record.items()):
                     if (
                         key not in _STANDARD_ARTIFACT_KEYS
-                        and _SAFE_KEY.match(key)
+                        and SAFE_KEY.match(key)
                         and isinstance(value, (bool, int, float, str))
                     ):
                         attrs[f"{P}:{key}"] = value
@@ -440,7 +350,7 @@ class _RunGraph:
 
 def build_graph(runs: Sequence[RunInput], per_rank: Sequence[bool]) -> nx.MultiDiGraph:
     """The PROV graph of one run, or of several runs chained in the given order."""
-    b = _Builder()
+    b = Builder()
     namespaces = b.graph.graph["namespaces"]
     previous_job: str | None = None
     for i, (run, detail) in enumerate(zip(runs, per_rank, strict=True)):

@@ -17,7 +17,7 @@ from typing import Any
 
 import networkx as nx
 
-from ._graph import RELATION_ROLES, DateTime, QName
+from ._graph_base import RELATION_ROLES, DateTime, QName
 
 __all__ = ["format_datetime", "literal", "write_prov_json"]
 
