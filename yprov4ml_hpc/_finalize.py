@@ -50,6 +50,10 @@ _FILE_POLL_MIN_S, _FILE_POLL_MAX_S = 0.05, 1.0
 # Requests of isend must outlive the call (mpi4py keeps the pickled buffer in the request).
 _pending_sends: list[Any] = []
 
+# Without MPI, rank 0 leaves this in the run directory when its build failed, so that the other
+# ranks stop waiting for a summary.json that will not come.
+FINALIZE_FAILED_FILENAME = ".finalize_failed"
+
 
 def _warn(message: str) -> None:
     warnings.warn(message, Yprov4mlWarning, stacklevel=4)
@@ -210,7 +214,14 @@ def _files_root(run: Run, timeout: float, started: float, options: dict[str, Any
                 waiting.discard(rank)
         if waiting:
             poller.idle()
-    return _build(run, {0: _own_meta(run)}, started, options)
+    result = _build(run, {0: _own_meta(run)}, started, options)
+    if not result["ok"]:
+        # The others wait for summary.json; tell them it is not coming.
+        try:
+            (run.run_dir / FINALIZE_FAILED_FILENAME).write_text(result["error"] + "\n", encoding="utf-8")
+        except OSError:
+            pass
+    return result
 
 
 def _files_other(run: Run, timeout: float) -> dict[str, Any] | None:
@@ -219,7 +230,11 @@ def _files_other(run: Run, timeout: float) -> dict[str, Any] | None:
     root_file = run.run_dir / C.RANKS_DIRNAME / C.RANK_FILE_TEMPLATE.format(rank=0)
     root_deadline = time.monotonic() + timeout
     poller = _Poller(_FILE_POLL_MIN_S, _FILE_POLL_MAX_S)
+    failed = run.run_dir / FINALIZE_FAILED_FILENAME
     while not summary.exists():
+        if failed.exists():
+            error = failed.read_text(encoding="utf-8", errors="replace").strip()
+            return {"run_id": run.run_id, "ok": False, "error": error}
         now = time.monotonic()
         if now >= deadline or (now >= root_deadline and _file_status(root_file) in (None, C.STATUS_RUNNING)):
             _report(run, None, f"rank 0 wrote no summary within finalize_timeout_s={timeout:g} s")
@@ -252,21 +267,25 @@ def finalize(
             name="yprov4ml-hpc-prefetch",
             daemon=True,
         ).start()
+    result: dict[str, Any] | None
     if launch.world_size <= 1:
-        result: dict[str, Any] | None = _build(run, {0: _own_meta(run)}, started, options)
+        result = _build(run, {0: _own_meta(run)}, started, options)
     elif launch.comm is not None:
-        comm = launch.comm
-        if launch.rank == 0:
-            result = _mpi_root(run, comm, timeout, started, options)
-        else:
-            result = _mpi_other(run, comm, timeout)
-            if result is None:
+        try:
+            if launch.rank == 0:
+                result = _mpi_root(run, launch.comm, timeout, started, options)
+            else:
+                result = _mpi_other(run, launch.comm, timeout)
+        except Exception as exc:  # noqa: BLE001 - an MPI error (a peer died) must not escape end_run
+            if launch.rank != 0:
+                _report(run, None, f"MPI failed during finalize ({type(exc).__name__}: {exc})")
                 return run.run_dir
+            result = _build(run, {0: _own_meta(run)}, started, options)  # what the disk holds
     elif launch.rank == 0:
         result = _files_root(run, timeout, started, options)
     else:
         result = _files_other(run, timeout)
-        if result is None:
-            return run.run_dir
+    if result is None:
+        return run.run_dir  # already reported
     _report(run, result)
     return run.run_dir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,27 @@ def test_a_failed_build_warns_and_still_returns(tmp_path: Path, monkeypatch: pyt
     assert run_dir.is_dir() and not (run_dir / "summary.json").exists()
     messages = [str(w.message) for w in caught if issubclass(w.category, prov4ml.Yprov4mlWarning)]
     assert any("disk full" in m and "yprov4ml-hpc merge" in m for m in messages)
+
+
+def test_without_mpi_other_ranks_stop_waiting_when_rank_0_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from yprov4ml_hpc import Run
+    from yprov4ml_hpc._finalize import FINALIZE_FAILED_FILENAME, finalize
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    run = Run(
+        "nompi",
+        provenance_save_dir=tmp_path,
+        run_id="j1",
+        rank=1,
+        carbon=False,
+        install_signal_handlers=False,
+        finalize_timeout_s=60,
+    )
+    run.close("finished", "test")
+    (run.run_dir / FINALIZE_FAILED_FILENAME).write_text("OSError: disk full\n")
+    started = time.monotonic()
+    with pytest.warns(prov4ml.Yprov4mlWarning, match="disk full"):
+        assert finalize(run) == run.run_dir
+    assert time.monotonic() - started < 5  # not the 60 s timeout
