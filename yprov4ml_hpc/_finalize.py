@@ -117,6 +117,11 @@ def _report(run: Run, result: dict[str, Any] | None, why: str = "") -> None:
 
 
 # --- MPI --------------------------------------------------------------------------------------
+def _forget_finished_sends() -> None:
+    """Drop the requests of earlier finalizes that completed (a process may run many runs)."""
+    _pending_sends[:] = [request for request in _pending_sends if not request.Test()]
+
+
 def _mpi_root(run: Run, comm: Any, timeout: float, started: float, options: dict[str, Any]) -> dict[str, Any]:
     from mpi4py import MPI
 
@@ -272,6 +277,7 @@ def finalize(
         result = _build(run, {0: _own_meta(run)}, started, options)
     elif launch.comm is not None:
         try:
+            _forget_finished_sends()
             if launch.rank == 0:
                 result = _mpi_root(run, launch.comm, timeout, started, options)
             else:
