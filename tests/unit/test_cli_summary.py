@@ -99,3 +99,13 @@ def test_summary_warns_about_one_damaged_rank_among_good_ones(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     assert "damaged rank file rank_000001.h5" in proc.stderr
     assert "missing" in proc.stdout  # merged around it, as the merge does
+
+
+def test_summary_of_a_multi_run_merge(tmp_path: Path) -> None:
+    out = tmp_path / "merged"
+    merged = cli("merge", str(shared_run("one")), str(shared_run("eight")), "-o", str(out))
+    assert merged.returncode == 0, merged.stderr
+    proc = cli("summary", str(out))  # summary.json only: no rank files in a merge's -o folder
+    assert proc.returncode == 0, proc.stderr
+    assert "merged from 2 runs, in order: one (1 ranks), eight (8 ranks)" in proc.stdout
+    assert any(line.split()[:1] == ["eight:5"] and "*" in line for line in proc.stdout.splitlines())

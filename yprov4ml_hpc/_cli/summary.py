@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from pathlib import Path
 from typing import Any
 
+from .. import _constants as C
 from .._progress import Progress
 from .._reader import RunData
 from .._report._format import DASH, fmt_bytes, fmt_energy, fmt_num, fmt_seconds
-from .._report._summary import SAMPLER_CONTEXTS, load_summary, open_run
+from .._report._summary import SAMPLER_CONTEXTS, RunSummary, load_summary, open_run, read_summary_file
 from ._text import print_table, warn
 
 __all__ = ["run", "setup_parser"]
@@ -33,7 +35,17 @@ def setup_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _rank_rows(ranks: list[dict[str, Any]], stragglers: set[int]) -> list[list[str]]:
+def _key(entry: dict[str, Any]) -> tuple[str, int]:
+    """A rank of a multi-run merge is named by its run too (rank 0 of each run)."""
+    return (str(entry.get("run_id") or ""), int(entry["rank"]))
+
+
+def _label(entry: dict[str, Any]) -> str:
+    run_id = entry.get("run_id")
+    return f"{run_id}:{entry['rank']}" if run_id else str(entry["rank"])
+
+
+def _rank_rows(ranks: list[dict[str, Any]], stragglers: set[tuple[str, int]]) -> list[list[str]]:
     rows = []
     for r in ranks:
         wall = r.get("wall_time_s")
@@ -41,10 +53,10 @@ def _rank_rows(ranks: list[dict[str, Any]], stragglers: set[int]) -> list[list[s
         rate = steps / wall if isinstance(wall, (int, float)) and wall > 0 else None
         rows.append(
             [
-                str(r["rank"]),
+                _label(r),
                 str(r.get("host") or DASH),
                 str(r.get("local_rank", DASH)),
-                str(r.get("status")) + (" *" if r["rank"] in stragglers else ""),
+                str(r.get("status")) + (" *" if _key(r) in stragglers else ""),
                 fmt_seconds(wall),
                 fmt_num(steps),
                 fmt_num(rate),
@@ -55,7 +67,7 @@ def _rank_rows(ranks: list[dict[str, Any]], stragglers: set[int]) -> list[list[s
     return rows
 
 
-def _print_ranks(ranks: list[dict[str, Any]], stragglers: set[int], all_ranks: bool) -> None:
+def _print_ranks(ranks: list[dict[str, Any]], stragglers: set[tuple[str, int]], all_ranks: bool) -> None:
     headers = ["rank", "host", "local", "status", "wall time", "steps", "steps/s", "written", "energy"]
     right = (0, 2, 4, 5, 6, 7, 8)
     if len(ranks) > MAX_RANK_ROWS and not all_ranks:
@@ -81,10 +93,10 @@ def _print_ranks(ranks: list[dict[str, Any]], stragglers: set[int], all_ranks: b
             (r for r in ranks if isinstance(r.get("wall_time_s"), (int, float))),
             key=lambda r: r["wall_time_s"],
         )
-        keep = {r["rank"] for r in ranks if r.get("status") != "finished"} | stragglers
-        keep |= {r["rank"] for r in walls[-5:]}
+        keep = {_key(r) for r in ranks if r.get("status") != "finished"} | stragglers
+        keep |= {_key(r) for r in walls[-5:]}
         print(f"\nranks worth a look (not finished, stragglers, 5 slowest; --all-ranks for all {len(ranks)})")
-        ranks = [r for r in ranks if r["rank"] in keep]
+        ranks = [r for r in ranks if _key(r) in keep]
     else:
         print("ranks")
     print_table(headers, _rank_rows(ranks, stragglers), right=right)
@@ -140,17 +152,27 @@ def _print_energy(data: dict[str, Any]) -> None:
     print("collector " + " \u00b7 ".join(parts))
 
 
-def run(args: argparse.Namespace) -> int:
-    data: RunData = open_run(args.run_dir)
+def _load(run_dir: Path) -> RunSummary:
+    """The run's summary; a `merge A B -o OUT` folder has summary.json and no rank files."""
+    if not (run_dir / C.RANKS_DIRNAME).is_dir() and (run_dir / C.SUMMARY_FILENAME).is_file():
+        return RunSummary(read_summary_file(run_dir / C.SUMMARY_FILENAME), "summary.json")
+    data: RunData = open_run(run_dir)
     for name, why in data.problems:
         warn("summary", f"damaged rank file {name} left out: {why}")
     with Progress(len(data.ranks), "reading ranks") as bar:
-        summary = load_summary(args.run_dir, data, progress=bar)
+        return load_summary(run_dir, data, progress=bar)
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    summary = _load(run_dir)
     s = summary.data
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
-    ranks = sorted(s.get("ranks", []), key=lambda r: r["rank"])
+    runs = s.get("runs") or []
+    order = {str(r.get("run_id")): i for i, r in enumerate(runs)}
+    ranks = sorted(s.get("ranks", []), key=lambda r: (order.get(str(r.get("run_id")), 0), r["rank"]))
     counts: dict[str, int] = {}
     for r in ranks:
         counts[str(r.get("status"))] = counts.get(str(r.get("status")), 0) + 1
@@ -160,18 +182,21 @@ def run(args: argparse.Namespace) -> int:
         if not summary.computed
         else "computed from the rank files: no summary.json yet (yprov4ml-hpc merge writes it)"
     )
-    print(f"{s.get('experiment')}_{s.get('run_id')}  ({data.run_dir})")
+    print(f"{s.get('experiment')}_{s.get('run_id')}  ({run_dir})")
+    if runs:
+        merged = ", ".join(f"{r.get('run_id')} ({r.get('world_size')} ranks)" for r in runs)
+        print(f"merged from {len(runs)} runs, in order: {merged}; ranks are named run:rank")
     print(
         f"{s.get('world_size')} ranks on {nodes} node(s) \u00b7 "
         + ", ".join(f"{n} {st}" for st, n in counts.items())
         + f" \u00b7 {source}\n"
     )
-    stragglers = {int(x["rank"]) for x in s.get("stragglers", [])}
+    stragglers = {_key(x) for x in s.get("stragglers", [])}
     _print_ranks(ranks, stragglers, args.all_ranks)
     if stragglers:
         print("\nstragglers (* above)")
         for x in s.get("stragglers", []):
-            print(f"  rank {x['rank']} ({x.get('host')}): {x.get('reason')}")
+            print(f"  rank {_label(x)} ({x.get('host')}): {x.get('reason')}")
     metrics = [m for m in s.get("metrics", []) if args.system or m.get("context") not in SAMPLER_CONTEXTS]
     hidden = len(s.get("metrics", [])) - len(metrics)
     print("\nmetrics across ranks (last = mean over ranks of each rank's last value)")
@@ -184,5 +209,6 @@ def run(args: argparse.Namespace) -> int:
     print()
     _print_energy(s)
     for problem in s.get("problems", []) or []:
-        print(f"problem: {problem}")
+        text = f"{problem.get('file')}: {problem.get('reason')}" if isinstance(problem, dict) else problem
+        print(f"problem: {text}")
     return 0
