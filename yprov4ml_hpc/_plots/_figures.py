@@ -201,13 +201,9 @@ def energy_figure(
             mid, rate = rate_of(t, kg)
             bottom.plot(mid, rate * 1e3 * 3600.0, color="#2e7d32", lw=1.5)
             bottom.set_ylabel("emission rate (g CO\u2082e/h)")
-            bottom.text(
-                0.99,
-                0.95,
-                f"total {kg[-1] * 1e3:.3g} g CO\u2082e",
-                transform=bottom.transAxes,
-                ha="right",
-                va="top",
+            # In the title, not on the axes: a label inside would sit on the curve's plateau.
+            bottom.set_title(
+                f"codecarbon, all nodes: {kg[-1] * 1e3:.3g} g CO\u2082e in total", loc="left", fontsize=9.5
             )
         elif totals:
             t, total = totals[0]
