@@ -18,7 +18,9 @@ SCRIPT = Path(__file__).with_name("scripts") / "log_then_wait.py"
 def _launch(tmp_path: Path, flushed: int, unflushed: int, *flags: str) -> tuple[subprocess.Popen[str], Path]:
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPT), str(tmp_path), str(flushed), str(unflushed), *flags],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     run_dir = Path(proc.stdout.readline().strip())
@@ -67,7 +69,10 @@ def test_sigterm_chains_to_the_previous_handler(tmp_path: Path) -> None:
 def test_exit_without_end_run_keeps_everything(tmp_path: Path, flag: str, status: str, code: int) -> None:
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), str(tmp_path), "100", "7", flag],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == code, proc.stderr
     run_dir = Path(proc.stdout.splitlines()[0])

@@ -24,7 +24,9 @@ def test_series_read_back_exactly_across_many_flushes(tmp_path: Path) -> None:
     values = rng.normal(size=1000)
     times = 1_700_000_000_000_000_000 + np.arange(1000, dtype=np.int64) * 3
     for i, v in enumerate(values):
-        prov4ml.log_metric("train/loss", float(v), context=Context.TRAINING, step=2 * i, timestamp=int(times[i]))
+        prov4ml.log_metric(
+            "train/loss", float(v), context=Context.TRAINING, step=2 * i, timestamp=int(times[i])
+        )
     run_dir = prov4ml.end_run()
     assert isinstance(run_dir, Path) and run_dir.is_dir()
     series = prov4ml.load_run(run_dir).series("train/loss", "training", 0)
@@ -57,7 +59,17 @@ def test_context_enum_and_string_are_the_same_series(tmp_path: Path) -> None:
 
 def test_odd_but_valid_values(tmp_path: Path) -> None:
     _start(tmp_path)
-    for v in (float("nan"), math.inf, -math.inf, 3, True, np.float32(0.5), np.int64(7), np.array(2.5), 10**400):
+    for v in (
+        float("nan"),
+        math.inf,
+        -math.inf,
+        3,
+        True,
+        np.float32(0.5),
+        np.int64(7),
+        np.array(2.5),
+        10**400,
+    ):
         prov4ml.log_metric("x", v)  # type: ignore[arg-type]
     prov4ml.log_metric("y", 1.0, step=np.int64(4))  # type: ignore[arg-type]
     prov4ml.log_metric("y", 1.0, step=5.0)  # type: ignore[arg-type]
@@ -133,8 +145,17 @@ def test_calls_outside_a_run_raise_run_state_error(tmp_path: Path) -> None:
 
 def test_params_keep_their_types(tmp_path: Path) -> None:
     _start(tmp_path)
-    params = {"int": 3, "float": 0.1, "bool": True, "str": "adam", "none": None, "list": [1, "a", None],
-              "dict": {"a": {"b": [1.5]}}, "huge": 10**30, "nan": float("nan")}
+    params = {
+        "int": 3,
+        "float": 0.1,
+        "bool": True,
+        "str": "adam",
+        "none": None,
+        "list": [1, "a", None],
+        "dict": {"a": {"b": [1.5]}},
+        "huge": 10**30,
+        "nan": float("nan"),
+    }
     prov4ml.log_params(params)
     prov4ml.log_param("tuple", (1, 2))
     prov4ml.log_param("np", np.float32(0.25))
@@ -228,8 +249,12 @@ def test_context_manager_marks_failure(tmp_path: Path) -> None:
 
 def test_yprov4ml_arguments_are_accepted_and_ignored(tmp_path: Path) -> None:
     run = prov4ml.start_run(
-        "exp", prov_user_namespace="www.example.org", provenance_save_dir=tmp_path,
-        save_after_n_logs=100, collect_all_processes=True, metrics_file_type="csv",
+        "exp",
+        prov_user_namespace="www.example.org",
+        provenance_save_dir=tmp_path,
+        save_after_n_logs=100,
+        collect_all_processes=True,
+        metrics_file_type="csv",
     )
     prov4ml.log_metric("x", 1.0, context=Context.TRAINING, source="ignored")
     assert prov4ml.get_run_dir() == run.run_dir

@@ -10,10 +10,7 @@ HEAVY = ("mpi4py", "mpi4py.MPI", "pynvml", "codecarbon", "matplotlib", "prov", "
 
 
 def test_import_loads_no_heavy_optional_module() -> None:
-    code = (
-        "import sys, json, yprov4ml_hpc;"
-        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
-    )
+    code = f"import sys, json, yprov4ml_hpc;print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
 

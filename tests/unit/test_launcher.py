@@ -31,8 +31,14 @@ def test_explicit_rank_must_be_a_non_negative_int(bad: object) -> None:
 
 
 def test_slurm_step() -> None:
-    env = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "4242",
-           "SLURM_STEP_ID": "0", "SLURM_TASKS_PER_NODE": "4(x2)"}
+    env = {
+        "SLURM_PROCID": "5",
+        "SLURM_NTASKS": "8",
+        "SLURM_LOCALID": "1",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_STEP_ID": "0",
+        "SLURM_TASKS_PER_NODE": "4(x2)",
+    }
     info = detect_launch(env=env)
     assert (info.rank, info.world_size, info.local_rank, info.local_size) == (5, 8, 1, 4)
     assert (info.launcher, info.job_id) == ("slurm", "4242.0")
@@ -44,8 +50,14 @@ def test_slurm_batch_script_without_step_is_a_singleton_with_a_job_id() -> None:
 
 
 def test_torchrun() -> None:
-    env = {"RANK": "2", "WORLD_SIZE": "4", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2",
-           "TORCHELASTIC_RUN_ID": "abc", "TORCHELASTIC_RESTART_COUNT": "1"}
+    env = {
+        "RANK": "2",
+        "WORLD_SIZE": "4",
+        "LOCAL_RANK": "0",
+        "LOCAL_WORLD_SIZE": "2",
+        "TORCHELASTIC_RUN_ID": "abc",
+        "TORCHELASTIC_RESTART_COUNT": "1",
+    }
     info = detect_launch(env=env)
     assert (info.rank, info.world_size, info.local_rank, info.local_size) == (2, 4, 0, 2)
     assert (info.launcher, info.job_id) == ("torchrun", "abc.r1")
@@ -71,5 +83,9 @@ def test_mpi_environment_without_mpi4py_falls_back_to_env(monkeypatch: pytest.Mo
     with pytest.warns(UserWarning, match="mpi4py"):
         info = detect_launch(env=env)
     assert (info.rank, info.world_size, info.local_rank, info.local_size, info.launcher) == (
-        1, 4, 1, 2, "mpi-env",
+        1,
+        4,
+        1,
+        2,
+        "mpi-env",
     )

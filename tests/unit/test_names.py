@@ -29,7 +29,12 @@ def test_distinct_names_never_collide() -> None:
 
 @pytest.mark.parametrize(
     ("value", "error", "needle"),
-    [("", ValueError, "empty"), ("a\x00b", ValueError, "NUL"), (3, TypeError, "int"), (None, TypeError, "None")],
+    [
+        ("", ValueError, "empty"),
+        ("a\x00b", ValueError, "NUL"),
+        (3, TypeError, "int"),
+        (None, TypeError, "None"),
+    ],
 )
 def test_check_name_errors_name_the_problem(value: object, error: type, needle: str) -> None:
     with pytest.raises(error, match=needle):

@@ -17,9 +17,11 @@ def main() -> None:
     save_dir, flushed, unflushed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     flags = set(sys.argv[4:])
     if "--chain-handler" in flags:
+
         def previous(signum: int, frame: object) -> None:
             print("PREVIOUS-HANDLER-RAN", flush=True)
             raise SystemExit(42)
+
         signal.signal(signal.SIGTERM, previous)
     run = prov4ml.start_run("crash", provenance_save_dir=save_dir, buffer_size=1 << 20, flush_interval_s=0)
     prov4ml.log_param("flushed", flushed)
