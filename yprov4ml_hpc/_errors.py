@@ -12,6 +12,7 @@ __all__ = [
     "ConfigError",
     "DamagedRunError",
     "MergeError",
+    "MissingDependencyError",
     "RunStateError",
     "SamplerUnavailableWarning",
     "StorageError",
@@ -46,6 +47,10 @@ class DamagedRunError(StorageError):
 
 class MergeError(Yprov4mlError, RuntimeError):
     """Building the job's provenance from the rank files failed."""
+
+
+class MissingDependencyError(Yprov4mlError, ImportError):
+    """An optional dependency of the feature in use is not installed; the message names the extra."""
 
 
 class Yprov4mlWarning(UserWarning):

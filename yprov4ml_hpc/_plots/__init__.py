@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import ConfigError, Yprov4mlError
+from .._errors import ConfigError, MissingDependencyError
 from .._progress import Progress
 from .._reader import RunData, Series
 from .._report._summary import SAMPLER_CONTEXTS
@@ -48,10 +48,6 @@ _ENERGY_GROUPS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("CPU packages (RAPL)", re.compile(r"^rapl/.+_energy_j$")),
 )
 _EMISSIONS = "codecarbon/emissions_kg"
-
-
-class MissingDependencyError(Yprov4mlError, ImportError):
-    """An optional dependency of the feature asked for is not installed."""
 
 
 def require_matplotlib() -> None:
