@@ -7,13 +7,26 @@ Randomness is seeded: one seed per session, printed in the header and with every
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from faults_harness import SEED_VAR, SESSION_SEED, kill_token, live_tokens, processes_with_token, seed_for
 
+HERE = Path(__file__).parent
+
 
 def pytest_report_header() -> str:
     return f"fault-injection seed: {SESSION_SEED} (replay with {SEED_VAR}={SESSION_SEED})"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The ``slow`` cases of this folder run only when asked for (``-m slow``)."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords and HERE in item.path.parents:
+            item.add_marker(skip)
 
 
 @pytest.fixture

@@ -35,6 +35,8 @@ SCRIPTS = Path(__file__).with_name("scripts")
 TOKEN_VAR = "YPROV4ML_FAULTS_JOB"
 SEED_VAR = "YPROV4ML_FAULTS_SEED"
 JOB_TIMEOUT_S = 90.0
+UNTRUSTED_MEMORY_LIMIT = 4 << 30  # address space of a process reading untrusted files
+MEMORY_LIMIT_VAR = "YPROV4ML_FAULTS_MEMORY_LIMIT"  # read by scripts/read_untrusted.py
 _LAUNCHER_VARS = (
     "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMI_SIZE", "PMIX_RANK",
     "MPI_LOCALRANKID", "MPI_LOCALNRANKS", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_JOB_ID",
@@ -387,7 +389,9 @@ def read_untrusted(dirs: Sequence[Path], workdir: Path, item_timeout: float = 20
             [sys.executable, str(SCRIPTS / "read_untrusted.py"), str(listing), str(start),
              str(workdir / "merged")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**clean_env(), TOKEN_VAR: token}, start_new_session=True,
+            # A claimed size (world_size=10**12, ...) must not be able to exhaust the machine.
+            env={**clean_env(), TOKEN_VAR: token, MEMORY_LIMIT_VAR: str(UNTRUSTED_MEMORY_LIMIT)},
+            start_new_session=True,
         )
         lines: queue.Queue[str | None] = queue.Queue()
         assert proc.stdout is not None
@@ -426,3 +430,26 @@ def read_untrusted(dirs: Sequence[Path], workdir: Path, item_timeout: float = 20
             }
         start = max(results, default=start - 1) + 1 if results else start + 1
     return [results[i] for i in range(len(dirs))]
+
+
+def cli_many(
+    commands: Sequence[Sequence[str]], workdir: Path, timeout: float = 300.0
+) -> list[dict[str, Any]]:
+    """Run several CLI commands in one fresh process (scripts/cli_many.py), killed on timeout."""
+    listing = workdir / f"commands_{uuid.uuid4().hex[:8]}.json"
+    listing.write_text(json.dumps([list(c) for c in commands]))
+    token = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "cli_many.py"), str(listing)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**clean_env(), TOKEN_VAR: token}, start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_token(token)
+        out, err = proc.communicate()
+        raise AssertionError(f"CLI commands hung for {timeout} s\n{out[-2000:]}\n{err[-2000:]}") from None
+    results = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert proc.returncode == 0 and len(results) == len(commands), (proc.returncode, err[-3000:])
+    return results

@@ -1,5 +1,6 @@
 """Disk full while writing: RLIMIT_FSIZE in a child process, SIGXFSZ ignored (so write() fails
-with EFBIG exactly as it fails with ENOSPC on a full disk or an exhausted quota).
+with EFBIG exactly as it fails with ENOSPC on a full disk or an exhausted quota).  The child
+sets the limit itself before importing anything (no preexec_fn: pytest may run threads).
 
 What may be lost: the points of the flush that failed and anything logged after it.
 Everything flushed before reads back exactly, the rank file stays readable, the failing call
@@ -10,8 +11,6 @@ raises StorageError too) and exits normally.
 from __future__ import annotations
 
 import json
-import resource
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -25,14 +24,6 @@ from faults_harness import SCRIPTS, clean_env, merge, merged_statuses
 import yprov4ml_hpc as prov4ml
 
 LIMIT = 400_000  # bytes: room for the new rank file and a few flushes of 1000 points
-
-
-def _limit(nbytes: int) -> Any:
-    def preexec() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
-
-    return preexec
 
 
 @dataclass
@@ -57,8 +48,8 @@ class Outcome:
 
 def _run(save: Path, mode: str, limit: int, *extra: str) -> Outcome:
     proc = subprocess.run(
-        [sys.executable, str(SCRIPTS / "disk_full.py"), str(save), mode, *extra],
-        capture_output=True, text=True, timeout=120, preexec_fn=_limit(limit), env=clean_env(),
+        [sys.executable, str(SCRIPTS / "disk_full.py"), str(limit), str(save), mode, *extra],
+        capture_output=True, text=True, timeout=120, env=clean_env(),
         check=False,
     )
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]

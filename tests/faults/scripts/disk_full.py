@@ -1,6 +1,8 @@
 """Disk-full subject: run under RLIMIT_FSIZE (SIGXFSZ ignored, so write() fails with EFBIG).
 
-usage: disk_full.py SAVE_DIR MODE [ARTIFACT]
+usage: disk_full.py LIMIT_BYTES SAVE_DIR MODE [ARTIFACT]
+
+The limit is set first thing, before the library is imported.
 
 Prints one JSON object per line on stdout (a pipe: the file-size limit does not apply):
   {"run_dir": ...}                       once the run exists
@@ -17,7 +19,15 @@ MODE ``artifact``: log one artifact (ARTIFACT, larger than the limit) after a sm
 from __future__ import annotations
 
 import json
+import resource
+import signal
 import sys
+
+if __name__ == "__main__":
+    # What a full disk looks like to write(): EFBIG here, ENOSPC there; both an OSError.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    _limit = int(sys.argv[1])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (_limit, _limit))
 
 import yprov4ml_hpc as prov4ml
 
@@ -33,7 +43,7 @@ def describe(where: str, exc: BaseException) -> None:
 
 
 def main() -> None:
-    save_dir, mode = sys.argv[1], sys.argv[2]
+    save_dir, mode = sys.argv[2], sys.argv[3]
     try:
         run = prov4ml.start_run("full", provenance_save_dir=save_dir, buffer_size=4096, flush_interval_s=0)
     except Exception as exc:
@@ -50,7 +60,7 @@ def main() -> None:
             run.flush()
             say(flushed=100)
             try:
-                prov4ml.log_artifact("big.bin", sys.argv[3])
+                prov4ml.log_artifact("big.bin", sys.argv[4])
             except Exception as exc:
                 describe("artifact", exc)
         else:

@@ -15,6 +15,7 @@ with outcome one of
 
 Run by the parent with a watchdog: a crash (signal) or a hang is noticed there, and reading
 resumes after the guilty directory.  The merge writes into OUT_ROOT/<i>/, never the input.
+``$YPROV4ML_FAULTS_MEMORY_LIMIT`` (bytes) caps the address space (RLIMIT_AS).
 """
 
 from __future__ import annotations
@@ -22,10 +23,16 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import resource
 import sys
 import traceback
 import warnings
 from pathlib import Path
+
+if os.environ.get("YPROV4ML_FAULTS_MEMORY_LIMIT"):  # before anything big is imported
+    _limit = int(os.environ["YPROV4ML_FAULTS_MEMORY_LIMIT"])
+    resource.setrlimit(resource.RLIMIT_AS, (_limit, _limit))
 
 import yprov4ml_hpc as prov4ml
 from yprov4ml_hpc._cli import main as cli_main
