@@ -102,10 +102,24 @@ def assemble(
     return runs, graph
 
 
+def summary_text(summary: dict[str, Any]) -> str:
+    """One key per line and one list item (rank, metric, ...) per line: readable, and fast at
+    10^5 ranks (``json.dumps(indent=...)`` runs the pure-Python encoder: ~1.5 s per 16k ranks).
+    ``allow_nan=False``: the summary turns non-finite numbers into null; this proves it did."""
+    encode = json.JSONEncoder(separators=(", ", ": "), ensure_ascii=False, allow_nan=False).encode
+    lines = []
+    for key, value in summary.items():
+        if isinstance(value, list) and value:
+            items = ",\n".join(f"  {encode(item)}" for item in value)
+            lines.append(f" {encode(key)}: [\n{items}\n ]")
+        else:
+            lines.append(f" {encode(key)}: {encode(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def _write_json(path: Path, value: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # allow_nan=False: the summary turns non-finite numbers into null; this proves it did.
-    tmp.write_text(json.dumps(value, indent=1, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.write_text(summary_text(value), encoding="utf-8")
     os.replace(tmp, path)
 
 

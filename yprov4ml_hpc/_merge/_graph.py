@@ -37,6 +37,8 @@ _STANDARD_ARTIFACT_KEYS = frozenset(
     {"name", "path", "size", "sha256", "role", "kind", "context", "step", "time_ns", "copied", "source"}
 )
 _KIND_TYPES = {"model": "Model", "dataset": "Dataset"}
+# One encoder for the value key of every param of every rank (json.dumps builds one per call).
+_value_key = json.JSONEncoder(sort_keys=True, default=str).encode
 _STATUS_ORDER = (C.STATUS_FAILED, C.STATUS_KILLED, C.STATUS_INCOMPLETE, C.STATUS_MISSING)
 
 
@@ -291,7 +293,7 @@ class _RunGraph:
         for rank, meta in run.metas.items():
             latest = {record["name"]: record for record in meta["params"]}  # the last one wins
             for name, record in latest.items():
-                key = (name, json.dumps(record.get("value"), sort_keys=True, default=str))
+                key = (name, _value_key(record.get("value")))
                 groups.setdefault(key, (record, []))[1].append(rank)
         ordered = sorted(groups.items(), key=lambda item: (item[0][0], item[1][1][0]))
         for i, ((name, _), (record, ranks)) in enumerate(ordered):

@@ -26,6 +26,7 @@ _TIME_KEYS = frozenset({"prov:startTime", "prov:endTime", "prov:time"})
 _INT32 = 2**31
 _INT64 = 2**63
 _COMPACT = (",", ":")
+_ENCODER = json.JSONEncoder(separators=_COMPACT, ensure_ascii=False, allow_nan=False)
 
 
 def format_datetime(ns: int) -> str:
@@ -74,14 +75,13 @@ def _encode(attrs: dict[str, Any]) -> dict[str, Any]:
 
 def _records(graph: nx.MultiDiGraph) -> dict[str, list[str]]:
     sections: dict[str, list[str]] = {name: [] for name in _SECTIONS}
-    dumps = json.dumps
+    encode = _ENCODER.encode  # one encoder: json.dumps(...) with options builds one per call
     for ident, data in graph.nodes(data=True):
-        body = dumps(_encode(data["attrs"]), separators=_COMPACT, ensure_ascii=False)
-        sections[data["kind"]].append(f"{dumps(ident, ensure_ascii=False)}:{body}")
+        sections[data["kind"]].append(f"{encode(ident)}:{encode(_encode(data['attrs']))}")
     for source, target, key, data in graph.edges(keys=True, data=True):
         subject, obj = RELATION_ROLES[data["rel"]]
         record = {subject: source, obj: target, **_encode(data["attrs"])}
-        sections[data["rel"]].append(f"{dumps(key)}:{dumps(record, separators=_COMPACT, ensure_ascii=False)}")
+        sections[data["rel"]].append(f"{encode(key)}:{encode(record)}")
     return sections
 
 
