@@ -52,7 +52,9 @@ def _layout(tmp_path: Path, pristine: Path) -> tuple[Path, Path, Path]:
     outside.mkdir()
     (outside / "victim.txt").write_text(SECRET)
     run_dir = copy_run(pristine, tmp_path / "a" / "b" / "c" / pristine.name)
-    return run_dir, outside, tmp_path / "x" / "y" / "z" / "out"
+    out = tmp_path / "x" / "y" / "z" / "out"
+    out.parent.mkdir(parents=True)
+    return run_dir, outside, out
 
 
 def _run(name: str, run_dir: Path, out: Path | None) -> None:
