@@ -20,6 +20,10 @@ ring is larger than a batch and the timer is off, so nothing else flushes).
 MODE ``pause``: log FLUSHED points, flush, log UNFLUSHED more (they stay in memory, except on
 ranks listed in ``--big-rank``, which log BIG more), write ``CTL_DIR/ready_<rank>``, idle.
 
+MODE ``finish``: log FLUSHED points, end_run, write ``CTL_DIR/done_<rank>``, exit 0.
+
+``--gate FILE``: wait until FILE exists before start_run (to start several jobs at once).
+
 Every rank writes ``CTL_DIR/pid_<rank>``; rank 0 writes ``CTL_DIR/run_dir``.  The process never
 lives longer than ``--max-life`` seconds (exit 3), so a forgotten job cannot linger.
 """
@@ -67,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("save_dir")
     parser.add_argument("ctl_dir")
-    parser.add_argument("mode", choices=["stream", "pause"])
+    parser.add_argument("mode", choices=["stream", "pause", "finish"])
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--max", type=int, default=400_000)
     parser.add_argument("--flushed", type=int, default=1000)
@@ -77,9 +81,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-id", default=None)
     parser.add_argument("--max-life", type=float, default=120.0)
+    parser.add_argument("--gate", default=None)
     args = parser.parse_args()
     deadline = time.monotonic() + args.max_life
     ctl = Path(args.ctl_dir)
+    if args.gate is not None:
+        while not Path(args.gate).exists():
+            if time.monotonic() > deadline:
+                sys.exit(3)
+            time.sleep(0.001)
 
     ring = max(args.batch, args.flushed, args.unflushed, args.big) * 2
     run = prov4ml.start_run(
@@ -95,6 +105,12 @@ def main() -> None:
         write_atomic(ctl / "run_dir", str(run.run_dir))
     prov4ml.log_param("mode", args.mode)
     prov4ml.log_param("batch", args.batch)
+
+    if args.mode == "finish":
+        log_range(0, args.flushed, rank)
+        prov4ml.end_run()
+        write_atomic(ctl / f"done_{rank}", str(args.flushed))
+        return
 
     if args.mode == "pause":
         log_range(0, args.flushed, rank)
