@@ -130,7 +130,7 @@ def test_a_rank_that_never_ends_does_not_hold_the_others(tmp_path: Path) -> None
         _kill(proc)  # the sleeping rank goes too: nothing is left running
     assert proc.returncode is not None
     assert set(returned) == {0, 1}, returned
-    assert all(seconds < timeout + 5.0 for seconds in returned.values()), returned
+    assert all(seconds < timeout + 8.0 for seconds in returned.values()), returned
     assert run_dir is not None
     summary = _summary(run_dir)
     assert [r["status"] for r in summary["ranks"]] == ["finished", "finished", "incomplete"]

@@ -17,6 +17,7 @@ import yprov4ml_hpc as prov4ml
 from yprov4ml_hpc._merge import build
 
 STEPS = 120
+MARGIN_S = 6.0  # a shared 2-core CI machine is slow; the point is "not 120 s, not forever"
 
 
 def _loss(rank: int, step: int) -> float:
@@ -111,12 +112,12 @@ def test_a_late_rank_never_holds_the_others(comm: Any, shared_tmp: Path) -> None
         started = time.monotonic()
         with pytest.warns(prov4ml.Yprov4mlWarning, match="rank 0 did not reach end_run"):
             prov4ml.end_run()
-        assert time.monotonic() - started < timeout + 3.0
+        assert time.monotonic() - started < timeout + MARGIN_S
     else:
         started = time.monotonic()
         prov4ml.end_run()
         elapsed = time.monotonic() - started
-        assert elapsed < timeout + 3.0, elapsed
+        assert elapsed < timeout + MARGIN_S, elapsed
         summary = json.loads((run.run_dir / "summary.json").read_text())
         statuses = [r["status"] for r in summary["ranks"]]
         assert statuses == ["finished"] * late + ["incomplete"]
