@@ -392,9 +392,10 @@ def run_benchmark(
             entry["reason"] = reason
             continue
         try:
+            loaded = tool.module in sys.modules  # a variant of a tool imported already
             t0 = time.perf_counter()
             tool.load()
-            entry["import_s"] = time.perf_counter() - t0
+            entry["import_s"] = None if loaded else time.perf_counter() - t0
             # Warm-up run, not counted: first-run costs (service start, store creation) noted apart.
             first = one_run(tool, workdir / name / "warmup", max(5, steps // 20), min(calls, 20))
             entry["first_start_s"] = first["start_s"]
