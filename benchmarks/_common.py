@@ -138,7 +138,7 @@ def machine_info() -> dict[str, Any]:
         "python_executable": sys.executable,
         "versions": {k: v for k, v in versions.items() if v is not None},
         "git": _git_commit(),
-        "loadavg": load,
+        "loadavg": [round(x, 2) for x in load],
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

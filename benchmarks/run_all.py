@@ -325,7 +325,7 @@ def write_markdown(results_dir: Path, meta: dict[str, Any]) -> Path:
         f"- Machine: {m['cpu_model']}, {m['logical_cores']} logical cores "
         f"({m['physical_cores']} physical), {m['memory_gb']} GB RAM, {m['platform']}",
         f"- Python {m['python']}; {versions}",
-        f"- Commit {m['git']}, {m['date_utc']}; load average at start {m['loadavg']}, "
+        f"- Commit {m['git']}, {m['date_utc']}; load average at start {[round(x, 2) for x in m['loadavg']]}, "
         f"at end {meta.get('loadavg_end')} (a shared machine: see the baseline spread)",
         f"- Command: `{meta['command']}` ({meta['profile']} profile, {meta['seconds']:.0f} s)",
         "",
