@@ -258,8 +258,34 @@ class Run:
         """Log several metrics at once (same context and step)."""
         if not isinstance(metrics, Mapping):
             raise TypeError(f"log_metrics takes a mapping of name -> value, got {type(metrics).__name__}")
+        # The same steps as log_metric, inlined: one clock read and no call per point
+        # (all points of one call share a timestamp).  A bad entry raises after the
+        # entries before it were recorded.
+        now = _time_ns()
         for key, value in metrics.items():
-            self.log_metric(key, value, context, step)
+            try:
+                buf = self._buffers.get((key, context))
+            except TypeError:
+                buf = None
+            if buf is None:
+                buf = self._new_series(key, context)
+            head = buf.head
+            if head - buf.tail >= buf.capacity:
+                self._flush_series(buf)
+            i = head % buf.capacity
+            try:
+                buf.value_view[i] = value
+            except (TypeError, ValueError, OverflowError):
+                buf.value_view[i] = coerce_metric_value(key, value)
+            point_step = buf.next_step if step is None else step
+            try:
+                buf.step_view[i] = point_step
+            except (TypeError, ValueError, OverflowError):
+                point_step = coerce_step(key, point_step)
+                buf.step_view[i] = point_step
+            buf.next_step = point_step + 1
+            buf.time_view[i] = now
+            buf.head = head + 1
 
     def _new_series(self, key: object, context: object) -> MetricBuffer:
         """Slow path for the first point of a series: validate, then allocate its ring."""
@@ -308,7 +334,7 @@ class Run:
             if not self._store.is_open:
                 raise RunStateError("the run was closed (end_run or SIGTERM); start a new run")
             self._write_or_raise(lambda: self._store.append_series(buf))
-            self._finish_flush(started)
+            self._finish_flush(started, counters_always=False)
 
     def flush(self) -> None:
         """Write every buffered point to the rank file and flush it to the OS."""
@@ -321,9 +347,11 @@ class Run:
                     self._write_or_raise(lambda b=buf: self._store.append_series(b))
             self._finish_flush(started)
 
-    def _finish_flush(self, started: float) -> None:
-        self._store.set_attrs({"log_calls": self.log_calls(), "series": len(self._series)})
-        self._write_or_raise(lambda: self._store.flush(started))
+    def _finish_flush(self, started: float, counters_always: bool = True) -> None:
+        counters = None
+        if counters_always or self._store.counters_due():
+            counters = {"log_calls": self.log_calls(), "series": len(self._series)}
+        self._write_or_raise(lambda: self._store.flush(started, counters))
 
     def _write_or_raise(self, write: Any) -> Any:
         try:

@@ -36,7 +36,24 @@ __all__ = ["RankStore", "json_default"]
 
 _STR = h5py.string_dtype("utf-8")
 _RECORD_DATASETS = (PARAMS_DATASET, ARTIFACTS_DATASET, EVENTS_DATASET)
-_SERIES_CHUNK = 1024  # points per chunk: 8 KiB per dataset; small series stay small on disk
+# Points per chunk, sized from a series' first batch: a series that fills its ring gets 4096
+# (fewer chunks = less HDF5 metadata in memory as it grows), a trickle stays small on disk.
+_MIN_CHUNK, _MAX_CHUNK = 256, 4096
+# Ring-full flushes skip the counter attributes (each h5py attribute write costs ~0.1 ms)
+# unless they are this old; timer flushes, records and close always write them.
+_COUNTERS_MAX_AGE_S = 1.0
+
+
+class _SeriesDatasets:
+    """Open handles of one series' three datasets and their common length."""
+
+    __slots__ = ("length", "step", "time_ns", "value")
+
+    def __init__(self, group: h5py.Group) -> None:
+        self.step = group["step"]
+        self.value = group["value"]
+        self.time_ns = group["time_ns"]
+        self.length = int(self.value.shape[0])
 
 
 def json_default(value: object) -> object:
@@ -66,7 +83,8 @@ class RankStore:
         self.path = path
         self._lock = threading.Lock()
         self._owner: int | None = None  # thread ident holding the lock (see locked())
-        self._series: dict[tuple[str, str], h5py.Group] = {}
+        self._series: dict[tuple[str, str], _SeriesDatasets] = {}
+        self._counters_written = 0.0  # perf_counter of the last counter-attribute write
         self._records: dict[str, h5py.Dataset] = {}
         self.deferred: Callable[[], None] | None = None  # run once the lock is released
         self.flushes = 0
@@ -123,19 +141,19 @@ class RankStore:
         count = int(values.shape[0])
         if count == 0:
             return 0
-        group = self._series.get((buffer.name, buffer.context))
-        if group is None:
-            group = self._create_series(buffer.name, buffer.context)
-        old = group["value"].shape[0]
-        for key, data in (("step", steps), ("value", values), ("time_ns", times)):
-            dataset = group[key]
-            dataset.resize((old + count,))
-            dataset[old:] = data
+        series = self._series.get((buffer.name, buffer.context))
+        if series is None:
+            series = self._create_series(buffer.name, buffer.context, count)
+        old, new = series.length, series.length + count
+        for dataset, data in ((series.step, steps), (series.value, values), (series.time_ns, times)):
+            dataset.resize((new,))
+            dataset[old:new] = data
+        series.length = new
         self.points += count
         self.bytes_written += count * 24
         return count
 
-    def _create_series(self, name: str, context: str) -> h5py.Group:
+    def _create_series(self, name: str, context: str, first_batch: int) -> _SeriesDatasets:
         metrics = self._file[METRICS_GROUP]
         ctx_key = escape_name(context)
         ctx_group = metrics.get(ctx_key)
@@ -145,10 +163,12 @@ class RankStore:
         group = ctx_group.create_group(escape_name(name))
         group.attrs["name"] = name
         group.attrs["context"] = context
+        chunk = min(max(1 << (first_batch - 1).bit_length(), _MIN_CHUNK), _MAX_CHUNK)
         for key, dtype in (("step", np.int64), ("value", np.float64), ("time_ns", np.int64)):
-            group.create_dataset(key, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(_SERIES_CHUNK,))
-        self._series[(name, context)] = group
-        return group
+            group.create_dataset(key, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(chunk,))
+        series = _SeriesDatasets(group)
+        self._series[(name, context)] = series
+        return series
 
     def append_record(self, dataset: str, record: Mapping[str, object]) -> None:
         """Append one JSON record to ``params``, ``artifacts`` or ``events``."""
@@ -163,16 +183,34 @@ class RankStore:
         for key, value in attrs.items():
             self._file.attrs[key] = _to_attr(value)
 
-    def flush(self, started: float) -> None:
-        """Flush HDF5 buffers to the OS and account the time since ``started`` (perf_counter)."""
+    def counters_due(self) -> bool:
+        """Whether a ring-full flush should also refresh the counter attributes."""
+        return time.perf_counter() - self._counters_written >= _COUNTERS_MAX_AGE_S
+
+    def flush(self, started: float, counters: Mapping[str, object] | None = None) -> None:
+        """Flush HDF5 buffers to the OS; with ``counters``, refresh the counter attributes first.
+
+        ``started`` (perf_counter) is when the caller began writing: the flush time accounted
+        in ``flush_time_s`` covers the whole batch.
+        """
         self.flushes += 1
-        self._file.attrs["flushes"] = self.flushes
-        self._file.attrs["points"] = self.points
-        self._file.attrs["bytes_written"] = self.bytes_written
-        self._file.attrs["updated_ns"] = time.time_ns()
-        self.flush_time_s += time.perf_counter() - started
-        self._file.attrs["flush_time_s"] = self.flush_time_s
+        if counters is not None:
+            now = time.perf_counter()
+            self.flush_time_s += now - started
+            started = now
+            self.set_attrs(
+                {
+                    **counters,
+                    "flushes": self.flushes,
+                    "points": self.points,
+                    "bytes_written": self.bytes_written,
+                    "updated_ns": time.time_ns(),
+                    "flush_time_s": self.flush_time_s,
+                }
+            )
+            self._counters_written = now
         self._file.flush()
+        self.flush_time_s += time.perf_counter() - started
 
     def close(self) -> None:
         if self.is_open:

@@ -273,3 +273,22 @@ def test_ring_memory_has_a_budget(tmp_path: Path) -> None:
     assert run._ring_bytes < 2 * (1 << 20)  # 200 full rings would be 19.7 MB
     data = prov4ml.load_run(prov4ml.end_run())
     assert len([k for k in data.series_keys() if k[1] == "default"]) == 200
+
+
+def test_log_metrics_shares_step_and_timestamp_and_keeps_earlier_entries(tmp_path: Path) -> None:
+    _start(tmp_path, buffer_size=4)
+    for epoch in range(10):  # more points than the ring holds: the full-ring flush path runs too
+        prov4ml.log_metrics({"loss": epoch * 0.1, "acc": np.float32(0.5)}, context="training", step=epoch)
+    prov4ml.log_metrics({"auto": 1.0})
+    prov4ml.log_metrics({"auto": 2.0})
+    with pytest.raises(TypeError, match="'bad'.*str"):
+        prov4ml.log_metrics({"good": 1.0, "bad": "x"})
+    with pytest.raises(TypeError, match="mapping"):
+        prov4ml.log_metrics([("a", 1.0)])  # type: ignore[arg-type]
+    data = prov4ml.load_run(prov4ml.end_run())
+    loss, acc = data.series("loss", "training"), data.series("acc", "training")
+    assert loss.step.tolist() == acc.step.tolist() == list(range(10))
+    np.testing.assert_array_equal(loss.value, np.arange(10) * 0.1)
+    np.testing.assert_array_equal(loss.time_ns, acc.time_ns)
+    assert data.series("auto").step.tolist() == [0, 1]
+    assert data.series("good").value.tolist() == [1.0]
