@@ -13,11 +13,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
-import numpy.typing as npt
+
+if TYPE_CHECKING:  # numpy.typing costs ~20 ms to import; annotations only need it here
+    import numpy.typing as npt
 
 from . import _constants as C
 from ._errors import DamagedRunError, StorageError

@@ -22,7 +22,6 @@ import h5py
 import numpy as np
 
 from . import _constants as C
-from ._artifacts import copy_artifact, file_digest
 from ._buffer import MetricBuffer
 from ._context import Context, context_name
 from ._errors import ArtifactNotFoundError, ConfigError, RunStateError, StorageError
@@ -30,7 +29,6 @@ from ._launcher import LaunchInfo, detect_launch
 from ._lifecycle import ProcessHooks
 from ._names import check_name
 from ._rundir import check_label, create_run_dir
-from ._sourcecode import describe_source
 from ._store import RankStore
 from ._values import coerce_metric_value, coerce_step, coerce_timestamp_ns, param_record_value
 from ._version import __version__
@@ -427,6 +425,8 @@ class Run:
                 f"artifact {name!r}: path {str(source)!r} does not exist; log it after it is written"
             )
         self._check_open("log_artifact")
+        from ._artifacts import copy_artifact, file_digest  # shutil/hashlib: only when used
+
         if log_copy_in_prov_directory:
             stored = copy_artifact(source, self.artifacts_dir, name)
             location = stored.relative_to(self.run_dir).as_posix()
@@ -518,6 +518,8 @@ class Run:
         if path is None:
             main = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else os.getcwd()
             path = Path(main).resolve().parent if Path(main).is_file() else Path(main)
+        from ._sourcecode import describe_source
+
         info = describe_source(Path(os.fspath(path)))
         self.log_param("source_code", info)
         return info
