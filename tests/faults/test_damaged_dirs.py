@@ -74,7 +74,9 @@ def _log_after_deletion(tmp_path: Path, what: str) -> tuple[prov4ml.Run, list[Ba
     """Start, flush, delete ``what``, then keep going: return every error the API raised."""
     artifact = tmp_path / "weights.bin"
     artifact.write_bytes(b"w" * 100)
-    run = prov4ml.start_run("gone", provenance_save_dir=tmp_path / "save", **QUIET)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = prov4ml.start_run("gone", provenance_save_dir=tmp_path / "save", **QUIET)
     for step in range(100):
         prov4ml.log_metric("loss", step * 0.5, context="training", step=step)
     run.flush()

@@ -128,7 +128,7 @@ KNOWN: dict[str, str] = {
     "context_is_dataset": F15, "metrics_is_dataset": F15, "dangling_soft_link": F15, "params_is_group": F15,
     "rank_file_fifo": F14, "external_link_fifo": F14,
 }
-# Cases that currently hang until the watchdog fires (8 s each): one of each kind runs in CI.
+# Cases that currently hang until the watchdog fires (5 s each): one of each kind runs in CI.
 SLOW = {"rank_huge", "external_link_fifo"}
 
 
@@ -146,7 +146,7 @@ def _read_crafted(pristine: Path, root: Path, cases: list[str]) -> dict[str, dic
         run_dir = copy_run(pristine, root / case / pristine.name)
         CASES[case](run_dir)
         dirs.append(run_dir)
-    results = read_untrusted(dirs, root, item_timeout=8.0)
+    results = read_untrusted(dirs, root, item_timeout=5.0)
     return dict(zip(cases, results, strict=True))
 
 
@@ -168,7 +168,7 @@ def test_crafted_file_is_read_or_reported(outcomes: dict[str, dict[str, Any]], c
 @pytest.mark.slow
 @pytest.mark.parametrize("case", _params(sorted(SLOW)))
 def test_crafted_file_is_read_or_reported_slow(pristine: Path, tmp_path: Path, case: str) -> None:
-    """The same for the cases that hang today (each costs the watchdog's 8 s)."""
+    """The same for the cases that hang today (each costs the watchdog's 5 s)."""
     _check_outcome(_read_crafted(pristine, tmp_path, [case])[case], case)
 
 
