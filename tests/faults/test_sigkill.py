@@ -134,3 +134,20 @@ def test_sigkill_all_ranks_merge(all_killed: KilledJob) -> None:
 
 def test_sigkill_all_ranks_leaves_no_process(all_killed: KilledJob) -> None:
     assert all_killed.leftover_after_exit == []
+
+
+def test_sigkill_after_the_flush_timer_fired(tmp_path: Path) -> None:
+    """Nothing is flushed by hand: the background timer (0.3 s) is the last flush.  SIGKILL
+    after 1.5 s of quiet loses nothing: every point logged before the quiet reads back."""
+    with Job(tmp_path) as job:
+        job.srun_like(2, "job_worker.py", str(job.save), str(job.ctl), "timer", "--flushed", "700",
+                      "--flush-interval", "0.3")
+        logged = {rank: int(text) for rank, text in job.wait_files("ready", 2).items()}
+        time.sleep(1.5)
+        signal_pids(list(job.pids(2).values()), signal.SIGKILL)
+        job.wait()
+        run_dir = job.run_dir
+    data = prov4ml.load_run(run_dir)
+    assert data.problems == [] and {r.status for r in data.ranks} == {"running"}
+    for rank in (0, 1):
+        assert series_lengths(data, rank) == {"loss": logged[rank], "acc": logged[rank]}

@@ -22,6 +22,9 @@ ranks listed in ``--big-rank``, which log BIG more), write ``CTL_DIR/ready_<rank
 
 MODE ``finish``: log FLUSHED points, end_run, write ``CTL_DIR/done_<rank>``, exit 0.
 
+MODE ``timer``: like ``pause`` but never flushes itself: the background timer
+(``--flush-interval`` seconds) is the only thing that writes the points.
+
 ``--gate FILE``: wait until FILE exists before start_run (to start several jobs at once).
 
 Every rank writes ``CTL_DIR/pid_<rank>``; rank 0 writes ``CTL_DIR/run_dir``.  The process never
@@ -71,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("save_dir")
     parser.add_argument("ctl_dir")
-    parser.add_argument("mode", choices=["stream", "pause", "finish"])
+    parser.add_argument("mode", choices=["stream", "pause", "finish", "timer"])
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--max", type=int, default=400_000)
     parser.add_argument("--flushed", type=int, default=1000)
@@ -82,6 +85,7 @@ def main() -> None:
     parser.add_argument("--run-id", default=None)
     parser.add_argument("--max-life", type=float, default=120.0)
     parser.add_argument("--gate", default=None)
+    parser.add_argument("--flush-interval", type=float, default=0.0)
     args = parser.parse_args()
     deadline = time.monotonic() + args.max_life
     ctl = Path(args.ctl_dir)
@@ -97,7 +101,7 @@ def main() -> None:
         provenance_save_dir=args.save_dir,
         run_id=args.run_id,
         buffer_size=ring,
-        flush_interval_s=0,
+        flush_interval_s=args.flush_interval if args.mode == "timer" else 0,
     )
     rank = run.rank
     write_atomic(ctl / f"pid_{rank}", str(os.getpid()))
@@ -111,6 +115,11 @@ def main() -> None:
         prov4ml.end_run()
         write_atomic(ctl / f"done_{rank}", str(args.flushed))
         return
+
+    if args.mode == "timer":
+        log_range(0, args.flushed, rank)
+        write_atomic(ctl / f"ready_{rank}", str(args.flushed))
+        idle(deadline)
 
     if args.mode == "pause":
         log_range(0, args.flushed, rank)
