@@ -191,8 +191,8 @@ def end_run(
     Every rank must call it: it returns the run directory on every rank once both files exist.
     A rank that does not arrive within ``finalize_timeout_s`` (default: the value given to
     start_run) is left out and marked incomplete; nothing waits longer.  ``prov_detail``
-    overrides start_run's ("auto", "rank" or "job"; not recorded in the rank files, so pass
-    the same ``--prov-detail`` to a later merge).  ``create_graph`` writes graph.dot,
+    overrides start_run's ("auto", "rank" or "job"; recorded in the rank file, so a later
+    offline merge gives the same document).  ``create_graph`` writes graph.dot,
     ``create_svg`` also graph.svg where Graphviz is installed.  Other yProv4ML arguments are
     accepted and ignored.
     """
@@ -203,6 +203,8 @@ def end_run(
     ):
         raise ConfigError(f"finalize_timeout_s must be a number >= 0, got {finalize_timeout_s!r}")
     run = _require("end_run")
+    if prov_detail is not None:
+        run.prov_detail = prov_detail  # close() writes it into the rank file
     _end_active(run, C.STATUS_FINISHED, "end_run")
     from ._finalize import finalize
 

@@ -566,6 +566,7 @@ class Run:
                 self._store.set_attrs(
                     {
                         "status": status,
+                        "prov_detail": self.prov_detail,
                         "end_ns": end_ns,
                         "wall_time_s": (end_ns - self.start_ns) / 1e9,
                     }

@@ -281,7 +281,7 @@ def test_log_metrics_shares_step_and_timestamp_and_keeps_earlier_entries(tmp_pat
         prov4ml.log_metrics({"loss": epoch * 0.1, "acc": np.float32(0.5)}, context="training", step=epoch)
     prov4ml.log_metrics({"auto": 1.0})
     prov4ml.log_metrics({"auto": 2.0})
-    with pytest.raises(TypeError, match="'bad'.*str"):
+    with pytest.raises(TypeError, match=r"'bad'.*str"):
         prov4ml.log_metrics({"good": 1.0, "bad": "x"})
     with pytest.raises(TypeError, match="mapping"):
         prov4ml.log_metrics([("a", 1.0)])  # type: ignore[arg-type]
@@ -292,3 +292,10 @@ def test_log_metrics_shares_step_and_timestamp_and_keeps_earlier_entries(tmp_pat
     np.testing.assert_array_equal(loss.time_ns, acc.time_ns)
     assert data.series("auto").step.tolist() == [0, 1]
     assert data.series("good").value.tolist() == [1.0]
+
+
+def test_end_run_prov_detail_is_recorded_for_a_later_merge(tmp_path: Path) -> None:
+    _start(tmp_path, prov_detail="auto")
+    prov4ml.log_metric("x", 1.0)
+    run_dir = prov4ml.end_run(prov_detail="rank")
+    assert prov4ml.load_run(run_dir).ranks[0].attrs["prov_detail"] == "rank"

@@ -191,3 +191,17 @@ def test_no_energy_series_means_null_not_zero(tmp_path: Path, monkeypatch: pytes
     merge(made.run_dir)
     energy = summary_of(made.run_dir)["energy"]
     assert energy == {"total_j": None, "per_node_j": {}, "emissions_kg": None, "methods": {}}
+
+
+def test_a_gpu_seen_by_two_ranks_is_counted_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Slurm --gres=gpu:1 with two tasks: both ranks see CUDA_VISIBLE_DEVICES=0 and measure it.
+    energy = {0: {"gpu0/energy_j": [0.0, 30.0]}, 1: {"gpu0/energy_j": [0.0, 31.0]}}
+    made = make_run(tmp_path, monkeypatch, world_size=2, energy=energy)
+    for rank in (0, 1):
+        _set_host(made.run_dir, rank, "n1")
+        with h5py.File(made.run_dir / "ranks" / f"rank_{rank:06d}.h5", "r+") as handle:
+            handle.attrs["sampler_info"] = json.dumps({"gpu_uuids": {"0": "GPU-aaaa"}})
+    merge(made.run_dir)
+    summary = summary_of(made.run_dir)
+    assert summary["energy"]["per_node_j"] == {"n1": 31.0}  # not 61
+    assert [r["energy_j"] for r in summary["ranks"]] == [30.0, 31.0]  # what each rank measured

@@ -184,13 +184,35 @@ def _stragglers(run: RunInput, factor: float, multi: bool) -> list[dict[str, Any
     return out
 
 
+def _device_counters(meta: dict[str, Any], figures: dict[str, float]) -> dict[str, float]:
+    """NVML GPU and RAPL counter figures of one rank, keyed by the device they measure.
+
+    A GPU is named by its UUID where the sampler recorded one (two ranks that both see the
+    node's GPU 0 through ``CUDA_VISIBLE_DEVICES`` measure the same device), else by its index.
+    """
+    info = meta["attrs"].get("sampler_info")
+    try:
+        uuids = json.loads(info).get("gpu_uuids", {}) if isinstance(info, str) else {}
+    except (ValueError, AttributeError):
+        uuids = {}
+    out: dict[str, float] = {}
+    for name, value in figures.items():
+        if _GPU_ENERGY.match(name):
+            index = name.split("/", 1)[0][3:]
+            out[f"gpu:{uuids.get(index) or index}"] = value
+        elif _RAPL_ENERGY.match(name):
+            out[name] = value
+    return out
+
+
 def _energy(runs: list[RunInput]) -> dict[str, Any]:
     per_node: dict[str, float] = {}
     emissions: float | None = None
     methods: dict[str, set[str]] = {}
     measured = False
     for run in runs:
-        nodes: dict[str, dict[str, float]] = {}  # host -> {"cc": J, "counters": J}
+        nodes: dict[str, dict[str, float]] = {}  # host -> {"cc": J}
+        devices: dict[str, dict[str, float]] = {}  # host -> {device key: J}
         for meta in run.metas.values():
             figures = _energy_figures(meta)
             if not figures:
@@ -203,11 +225,15 @@ def _energy(runs: list[RunInput]) -> dict[str, Any]:
             node = nodes.setdefault(_host(meta), {})
             if _CC_ENERGY in figures:
                 node["cc"] = node.get("cc", 0.0) + figures[_CC_ENERGY]
-            counters = [v for k, v in figures.items() if _GPU_ENERGY.match(k) or _RAPL_ENERGY.match(k)]
-            if counters:
-                node["counters"] = node.get("counters", 0.0) + sum(counters)
+            node_devices = devices.setdefault(_host(meta), {})
+            for key, value in _device_counters(meta, figures).items():
+                # Ranks sharing one visible GPU all measure it: count each device once.
+                node_devices[key] = max(value, node_devices.get(key, value))
             if _CC_EMISSIONS in figures:
                 emissions = (emissions or 0.0) + figures[_CC_EMISSIONS]
+        for host, node_devices in devices.items():
+            if node_devices:
+                nodes.setdefault(host, {})["counters"] = sum(node_devices.values())
         for host in sorted(nodes):
             parts = nodes[host]
             if "cc" in parts or "counters" in parts:
