@@ -34,6 +34,7 @@ CONTEXT_SYSTEM = "system"
 THREAD_NAME = "yprov4ml-sampler"
 
 _ENERGY_MIN_PERIOD_NS = 1_000_000_000  # NVML energy counter: <= 1 Hz (a read costs ~4 ms)
+_JOIN_STARTING_S = 0.05
 _JOIN_TIMEOUT_S = 3.0  # > codecarbon's start (1.2-2 s), < Slurm's SIGTERM-to-SIGKILL grace
 
 
@@ -79,6 +80,7 @@ class SamplerSet:
         self._rapl: RaplSampler | None = None
         self._carbon: _carbon.CarbonSampler | None = None
         self._last_energy_ns: int | None = None
+        self._carbon_starting = False  # the thread is inside codecarbon's slow start
         self._energy: dict[str, float] = {}
         self._emissions: dict[str, float] = {}
         self._info: dict[str, Any] = {
@@ -148,7 +150,9 @@ class SamplerSet:
         self._stop_event.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(_JOIN_TIMEOUT_S)
+            # A thread still inside codecarbon's slow start (1-3 s) is not waited for: the
+            # tracker stops itself when its start returns, so a short run ends promptly.
+            thread.join(_JOIN_STARTING_S if self._carbon_starting else _JOIN_TIMEOUT_S)
         with self._lock:
             self._finalizing = True
             try:
@@ -239,7 +243,11 @@ class SamplerSet:
             if self._last_energy_ns is None and not self._stopped:
                 self._read_energy()
         if self._carbon is not None:
-            why = self._guarded(self._carbon.start)
+            self._carbon_starting = True
+            try:
+                why = self._guarded(self._carbon.start)
+            finally:
+                self._carbon_starting = False
             if why:
                 self._warn_once("codecarbon", why)
         interval = self._interval_s
