@@ -68,7 +68,18 @@ def _mkdir_new(path: Path) -> None:
     (path / ARTIFACTS_DIRNAME).mkdir()
 
 
-def _claim_fresh(save_dir: Path, experiment: str) -> tuple[str, Path]:
+def _claim_fresh(save_dir: Path, experiment: str, job_id: str | None = None) -> tuple[str, Path]:
+    """Claim a new directory: named after the launcher's job id when there is one (so
+    ``prov/<experiment>_<SLURM job>.<step>`` is easy to find), else a time-stamped id."""
+    if job_id is not None and _SAFE_LABEL.match(job_id):
+        for attempt in range(1, _FRESH_ATTEMPTS + 1):
+            run_id = job_id if attempt == 1 else f"{job_id}-{attempt}"
+            path = save_dir / run_dir_name(experiment, run_id)
+            try:
+                _mkdir_new(path)
+            except FileExistsError:
+                continue
+            return run_id, path
     for _ in range(_FRESH_ATTEMPTS):
         run_id = fresh_run_id()
         path = save_dir / run_dir_name(experiment, run_id)
@@ -92,11 +103,13 @@ def _claim_explicit(save_dir: Path, experiment: str, run_id: str) -> Path:
     return path
 
 
-def _root_choose(save_dir: Path, experiment: str, run_id: str | None) -> tuple[str, Path]:
+def _root_choose(
+    save_dir: Path, experiment: str, run_id: str | None, job_id: str | None
+) -> tuple[str, Path]:
     _prepare(save_dir)
     if run_id is not None:
         return run_id, _claim_explicit(save_dir, experiment, run_id)
-    return _claim_fresh(save_dir, experiment)
+    return _claim_fresh(save_dir, experiment, job_id)
 
 
 def create_run_dir(
@@ -111,7 +124,7 @@ def create_run_dir(
         result: tuple[str, Path] | Exception
         if launch.rank == 0:
             try:
-                result = _root_choose(save_dir, experiment, run_id)
+                result = _root_choose(save_dir, experiment, run_id, launch.job_id)
             except (StorageError, ConfigError) as exc:
                 result = exc
         else:
@@ -120,11 +133,8 @@ def create_run_dir(
         if isinstance(result, Exception):
             raise result
         return result
-    if launch.world_size == 1 and run_id is None:
-        _prepare(save_dir)
-        return _claim_fresh(save_dir, experiment)
     if launch.world_size == 1:
-        return _root_choose(save_dir, experiment, run_id)
+        return _root_choose(save_dir, experiment, run_id, launch.job_id)
 
     # Several ranks and no MPI: every rank derives the same name from the launcher.
     if run_id is None:

@@ -73,3 +73,9 @@ def test_unwritable_save_dir_fails_at_start_run(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="provenance_save_dir"):
         prov4ml.start_run("exp", provenance_save_dir=blocker / "sub")
     assert prov4ml.active_run() is None
+
+
+def test_a_launcher_job_id_names_the_directory_and_never_collides(tmp_path: Path) -> None:
+    launch = LaunchInfo(0, 1, 0, 1, "host", "singleton", "4242.0")
+    names = [create_run_dir(tmp_path, "exp", None, launch)[1].name for _ in range(3)]
+    assert names == ["exp_4242.0", "exp_4242.0-2", "exp_4242.0-3"]
