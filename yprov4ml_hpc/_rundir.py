@@ -11,6 +11,7 @@ import datetime as _dt
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 from ._constants import ARTIFACTS_DIRNAME, RANKS_DIRNAME
@@ -68,20 +69,17 @@ def _mkdir_new(path: Path) -> None:
     (path / ARTIFACTS_DIRNAME).mkdir()
 
 
-def _claim_fresh(save_dir: Path, experiment: str, job_id: str | None = None) -> tuple[str, Path]:
-    """Claim a new directory: named after the launcher's job id when there is one (so
-    ``prov/<experiment>_<SLURM job>.<step>`` is easy to find), else a time-stamped id."""
+def _candidate_ids(job_id: str | None) -> Iterator[str]:
+    """The launcher's job id first (``4242.0``, ``4242.0-2``, ...), then time-stamped ids."""
     if job_id is not None and _SAFE_LABEL.match(job_id):
-        for attempt in range(1, _FRESH_ATTEMPTS + 1):
-            run_id = job_id if attempt == 1 else f"{job_id}-{attempt}"
-            path = save_dir / run_dir_name(experiment, run_id)
-            try:
-                _mkdir_new(path)
-            except FileExistsError:
-                continue
-            return run_id, path
-    for _ in range(_FRESH_ATTEMPTS):
-        run_id = fresh_run_id()
+        yield job_id
+        yield from (f"{job_id}-{n}" for n in range(2, _FRESH_ATTEMPTS + 1))
+    yield from (fresh_run_id() for _ in range(_FRESH_ATTEMPTS))
+
+
+def _claim_fresh(save_dir: Path, experiment: str, job_id: str | None = None) -> tuple[str, Path]:
+    """Claim a new directory, named after the job id when there is one (easy to find)."""
+    for run_id in _candidate_ids(job_id):
         path = save_dir / run_dir_name(experiment, run_id)
         try:
             _mkdir_new(path)
