@@ -94,7 +94,9 @@ class RankStore:
         try:
             # "x": never overwrite another job's file.  locking=False because parallel file
             # systems often lack flock and readers must open files that are still being written.
-            self._file = h5py.File(path, "x", locking=False)
+            # rdcc_nbytes=0: we only append and never read back, and HDF5 2.x caches 8 MiB of
+            # chunks per open dataset (measured: +24 MB RSS for one series) for nothing.
+            self._file = h5py.File(path, "x", locking=False, rdcc_nbytes=0)
         except (OSError, ValueError) as exc:
             raise StorageError(
                 f"cannot create rank file {path}: {exc}; check that the directory is writable "
