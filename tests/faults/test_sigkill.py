@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from faults_checks import assert_flushed_prefix, series_lengths
+from faults_checks import assert_flushed_prefix, check_problems, known_kill_inside_flush, series_lengths
 from faults_harness import Job, merge, merged_statuses, processes_with_token, seed_for, signal_pids
 
 import yprov4ml_hpc as prov4ml
@@ -66,10 +66,15 @@ def all_killed(tmp_path_factory: pytest.TempPathFactory) -> KilledJob:
 def _check_reader(job: KilledJob) -> dict[int, dict[str, int]]:
     data = prov4ml.load_run(job.run_dir)
     note = f"seed {job.seed}, victims {job.victims}"
-    assert data.problems == [], f"{note}: {data.problems}"
+    check_problems(data, note)
     assert data.world_size == job.n
     assert [r.rank for r in data.ranks] == list(range(job.n)), note
     assert data.missing_ranks == []
+    with known_kill_inside_flush(note):
+        return _check_ranks(job, data, note)
+
+
+def _check_ranks(job: KilledJob, data: prov4ml.RunData, note: str) -> dict[int, dict[str, int]]:
     lengths = {}
     for info in data.ranks:
         if info.rank in job.victims:
