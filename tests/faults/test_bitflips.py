@@ -158,18 +158,52 @@ def _check_reported_by_name(results: list[dict[str, Any]]) -> None:
             assert r["problems"] == ["rank_000000.h5"], r
 
 
-@pytest.mark.xfail(strict=True, reason="BUG F9: damaged files make the reader raise TypeError/"
-                   "AttributeError/KeyError/OSError past its except clauses (read_rank_meta, series())")
 def test_bitflips_never_raise_a_traceback(fuzz_ci: list[dict[str, Any]]) -> None:
-    """Every damaged copy reads back, or is reported (by name, or as a Yprov4mlError / exit 2)."""
+    """Every damaged copy reads back, or is reported (by name, or as a Yprov4mlError / exit 2).
+
+    Which flips reach which code depends on the file's layout: a writer change can make these
+    flips find a new way to a traceback (the failure shows the copy, its offsets and the trace).
+    """
     _check_no_traceback(fuzz_ci)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG F10 (HDF5 2.0.0 via h5py 3.16): a flipped size byte of a "
-                   "global-heap object (a vlen string attribute) makes reading that attribute loop forever")
 def test_bitflips_never_crash_or_hang(fuzz_ci: list[dict[str, Any]]) -> None:
-    """No damaged copy kills the reading process or makes it hang (watchdog: 6 s a copy)."""
-    _check_no_crash_or_hang(fuzz_ci)
+    """No damaged copy kills the reading process or makes it hang (watchdog: 6 s a copy).
+    A hang is the known HDF5 loop of BUG F10 (reported as such, see the case below)."""
+    _check_no_crash_or_known_hang(fuzz_ci)
+
+
+def _check_no_crash_or_known_hang(results: list[dict[str, Any]]) -> None:
+    hangs = [r for r in results if r["reader"] == "hang"]
+    if hangs and len(hangs) == len([r for r in results if r["reader"] in ("crash", "hang")]):
+        pytest.xfail(f"BUG F10 hit by {len(hangs)} copies:\n{_describe(hangs)}")
+    _check_no_crash_or_hang(results)
+
+
+def _first_heap_object_size_offset(data: bytes) -> int:
+    """Offset of the size field of the first object of the file's first global heap collection
+    (vlen strings: string attributes and the params/artifacts/events records live there)."""
+    collection = data.index(b"GCOL")
+    return collection + 16 + 8  # collection header: 16 bytes; object: index, refs, reserved, size
+
+
+@pytest.mark.xfail(strict=True, reason="BUG F10 (HDF5 2.0.0 via h5py 3.16): one flipped bit in the size of "
+                   "a global-heap object (+2048) makes HDF5 loop forever reading the vlen strings")
+def test_flipped_heap_object_size_does_not_hang(pristine_dir: Path, tmp_path: Path) -> None:
+    """Bit 11 of a global-heap object's size flipped (one bit, as a bad disk would): the reader
+    reports the file instead of looping forever."""
+    import struct
+
+    target = tmp_path / pristine_dir.name
+    shutil.copytree(pristine_dir, target)
+    path = target / "ranks" / "rank_000000.h5"
+    data = bytearray(path.read_bytes())
+    offset = _first_heap_object_size_offset(bytes(data))
+    size = struct.unpack_from("<Q", data, offset)[0]
+    struct.pack_into("<Q", data, offset, size ^ 2048)
+    path.write_bytes(bytes(data))
+    (result,) = read_untrusted([target], tmp_path, item_timeout=6.0)
+    assert result["reader"] not in ("hang", "crash"), result
 
 
 def test_bitflips_reported_by_name(fuzz_ci: list[dict[str, Any]]) -> None:
@@ -191,10 +225,9 @@ def test_intact_rank_survives_flips_in_its_neighbour(pristine_dir: Path, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="BUG F9, BUG F10 (which flips hit them depends on the seed)")
 def test_bitflips_many(pristine_dir: Path, tmp_path: Path) -> None:
-    """400 damaged copies: no traceback, no crash, no hang, damage named."""
+    """400 damaged copies: no traceback, no crash, damage named (hangs: BUG F10, reported)."""
     results = _fuzz(pristine_dir, tmp_path, 400)
-    _check_no_crash_or_hang(results)
     _check_no_traceback(results)
     _check_reported_by_name(results)
+    _check_no_crash_or_known_hang(results)
