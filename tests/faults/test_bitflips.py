@@ -188,7 +188,8 @@ def _first_heap_object_size_offset(data: bytes) -> int:
 
 
 @pytest.mark.xfail(strict=True, reason="BUG F10 (HDF5 2.0.0 via h5py 3.16): one flipped bit in the size of "
-                   "a global-heap object (+2048) makes HDF5 loop forever reading the vlen strings")
+                   "a global-heap object (+2048) makes HDF5 loop forever reading the vlen strings; other "
+                   "flips segfault it")
 def test_flipped_heap_object_size_does_not_hang(pristine_dir: Path, tmp_path: Path) -> None:
     """Bit 11 of a global-heap object's size flipped (one bit, as a bad disk would): the reader
     reports the file instead of looping forever."""
@@ -225,6 +226,8 @@ def test_intact_rank_survives_flips_in_its_neighbour(pristine_dir: Path, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="BUG F9 (tracebacks) and F10 (HDF5 segfaults/hangs): with the "
+                   "default seed, 5 of 400 copies reach a traceback and 1 segfaults the reader")
 def test_bitflips_many(pristine_dir: Path, tmp_path: Path) -> None:
     """400 damaged copies: no traceback, no crash, damage named (hangs: BUG F10, reported)."""
     results = _fuzz(pristine_dir, tmp_path, 400)

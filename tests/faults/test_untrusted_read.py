@@ -47,6 +47,8 @@ F11 = "BUG F11: a crafted attribute type/value reaches int()/hash()/dict access 
 F12 = "BUG F12: a crafted record that is valid JSON but not an object with a str name breaks params()/merge"
 F13 = "BUG F13: a claimed world_size/rank is trusted: missing_ranks and merge enumerate up to 10**12 ranks"
 F14 = "BUG F14: a FIFO in ranks/ (or reached by an external link) blocks the reader forever"
+F24 = ("BUG F24: invalid UTF-8 in a string attribute comes back (h5py, surrogateescape) as a str "
+       "that merge cannot encode: UnicodeEncodeError in write_prov_json")
 F15 = ("BUG F15: a crafted layout (a dataset where a group belongs, a dangling link, a series dataset "
        "of the wrong dtype/shape or missing) raises past the reader (read_rank_meta, series(), merge stats)")
 
@@ -55,6 +57,7 @@ def _xfail(case: str, reason: str) -> Any:
     return pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=reason))
 
 
+VLEN_STR = h5py.string_dtype("utf-8")
 CASES: dict[str, Craft] = {
     # root attributes of the wrong type or out of range
     "rank_not_int": set_attr("rank", "abc"),
@@ -74,6 +77,9 @@ CASES: dict[str, Craft] = {
     "rank_opaque": set_attr("rank", np.void(b"\x01\x02\x03")),
     "rank_reference": on_file(lambda h: h.attrs.__setitem__("rank", h["metrics"].ref)),
     "experiment_invalid_utf8": set_attr("experiment", np.bytes_(b"\xff\xfe\xfa")),
+    # h5py decodes invalid UTF-8 in a vlen str with surrogateescape: the str then cannot be encoded
+    "host_invalid_utf8_vlen": set_attr("host", np.array(b"node\xec01", dtype=VLEN_STR)),
+    "series_name_invalid_utf8_vlen": set_series_attr("name", np.array(b"lo\xffss", dtype=VLEN_STR)),
     "schema_version_text": set_attr("schema_version", "1"),
     "schema_version_huge": set_attr("schema_version", 2**62),
     "schema_missing": on_file(lambda h: h.attrs.__delitem__("schema")),
@@ -127,6 +133,7 @@ KNOWN: dict[str, str] = {
     "value_strings": F15, "value_2d": F15, "value_compound": F15, "step_missing": F15,
     "context_is_dataset": F15, "metrics_is_dataset": F15, "dangling_soft_link": F15, "params_is_group": F15,
     "rank_file_fifo": F14, "external_link_fifo": F14,
+    "host_invalid_utf8_vlen": F24, "series_name_invalid_utf8_vlen": F24,
 }
 # Cases that currently hang until the watchdog fires (5 s each): one of each kind runs in CI.
 SLOW = {"rank_huge", "external_link_fifo"}
