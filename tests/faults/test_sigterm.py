@@ -31,7 +31,7 @@ import yprov4ml_hpc as prov4ml
 
 FLUSHED = 1000
 UNFLUSHED = 300
-BIG = 300_000
+BIG = 1_500_000  # rank 0's SIGTERM flush then takes a few hundred ms, its siblings' a few
 BIG_RANK = 0
 
 
@@ -149,6 +149,6 @@ def test_sigterm_without_grace_mpiexec_merge(mpi_no_grace: TermJob) -> None:
 def test_sigterm_with_grace_mpiexec(tmp_path: Path) -> None:
     """mpiexec job, SIGTERM to every process, SIGKILL after 2 s: every file ``killed`` and complete.
 
-    Rank 0 holds 300 000 unflushed points, so its SIGTERM flush outlasts its siblings'.
+    Rank 0 holds 1.5 million unflushed points, so its SIGTERM flush outlasts its siblings'.
     """
     _check_grace(_sigterm_job(tmp_path, "mpiexec", 4, 2.0))

@@ -95,7 +95,10 @@ def main() -> None:
                 sys.exit(3)
             time.sleep(0.001)
 
-    ring = max(args.batch, args.flushed, args.unflushed, args.big) * 2
+    # Only the big ranks need a ring for BIG points (the launcher tells the rank before MPI does).
+    env_rank = int(os.environ.get("PMI_RANK") or os.environ.get("SLURM_PROCID") or 0)
+    big = args.big if env_rank in args.big_rank else 0
+    ring = max(args.batch, args.flushed, args.unflushed, big) * 2
     run = prov4ml.start_run(
         "faults",
         provenance_save_dir=args.save_dir,
