@@ -116,9 +116,17 @@ class Run:
             self.run_dir / C.RANKS_DIRNAME / C.RANK_FILE_TEMPLATE.format(rank=self.rank),
             self._root_attrs(ignored or {}),
         )
-        with self._store.locked():
-            self._store.append_record(C.EVENTS_DATASET, {"event": "start", "time_ns": self.start_ns})
-            self._store.flush(time.perf_counter())
+        try:
+            with self._store.locked():
+                self._write_or_raise(
+                    lambda: self._store.append_record(
+                        C.EVENTS_DATASET, {"event": "start", "time_ns": self.start_ns}
+                    )
+                )
+                self._write_or_raise(lambda: self._store.flush(time.perf_counter()))
+        except StorageError:
+            self._store.abandon()
+            raise
         self._hooks = ProcessHooks(self, install_signal_handlers)
         self._sampler = self._start_samplers(
             system_metrics_interval_s, gpu_ids, carbon, carbon_country_iso_code, carbon_region
@@ -189,9 +197,15 @@ class Run:
             region=region,
         )
         sampler.start()
-        with self._store.locked():
-            self._store.set_attrs(self._sampler_attrs(sampler))
-            self._store.flush(time.perf_counter())
+        try:
+            with self._store.locked():
+                self._write_or_raise(lambda: self._store.set_attrs(self._sampler_attrs(sampler)))
+                self._write_or_raise(lambda: self._store.flush(time.perf_counter()))
+        except StorageError:
+            sampler.stop()
+            self._hooks.uninstall()
+            self._store.abandon()
+            raise
         return sampler
 
     @staticmethod
@@ -554,27 +568,45 @@ class Run:
         self._sampler.stop()  # its final energy reads land in the rings before the last drain
         end_ns = _time_ns()
         started = time.perf_counter()
-        with self._store.locked():
-            try:
-                for buf in list(self._series.values()):
-                    if buf.head != buf.tail:
-                        self._store.append_series(buf)
-                self._store.append_record(
-                    C.EVENTS_DATASET, {"event": "end", "reason": reason, "status": status, "time_ns": end_ns}
-                )
-                self._store.set_attrs(self._sampler_attrs(self._sampler))
-                self._store.set_attrs(
-                    {
-                        "status": status,
-                        "prov_detail": self.prov_detail,
-                        "end_ns": end_ns,
-                        "wall_time_s": (end_ns - self.start_ns) / 1e9,
-                    }
-                )
-                self._finish_flush(started)
-            finally:
-                self._store.close()
-        self._hooks.uninstall()
+        error: BaseException | None = None
+        try:
+            with self._store.locked():
+                try:
+                    self._write_final(status, reason, end_ns, started)
+                except (OSError, RuntimeError, ValueError) as exc:
+                    error = exc
+                try:
+                    self._store.close()
+                except (OSError, RuntimeError, ValueError) as exc:
+                    error = error or exc
+        finally:
+            self._hooks.uninstall()
+        if error is not None:
+            if isinstance(error, StorageError):
+                raise error
+            raise StorageError(
+                f"closing rank file {self._store.path} failed: {error}; data flushed before this "
+                "point is safe, the run is ended (check free space and quotas)"
+            ) from error
+
+    def _write_final(self, status: str, reason: str, end_ns: int, started: float) -> None:
+        """The last writes of close(): remaining points, the end event and the final attributes."""
+        if not self._store.is_open:
+            return
+        for buf in list(self._series.values()):
+            if buf.head != buf.tail:
+                self._write_or_raise(lambda b=buf: self._store.append_series(b))
+        end_event = {"event": "end", "reason": reason, "status": status, "time_ns": end_ns}
+        self._write_or_raise(lambda: self._store.append_record(C.EVENTS_DATASET, end_event))
+        self._write_or_raise(lambda: self._store.set_attrs(self._sampler_attrs(self._sampler)))
+        final = {
+            "status": status,
+            "prov_detail": self.prov_detail,
+            "end_ns": end_ns,
+            "wall_time_s": (end_ns - self.start_ns) / 1e9,
+        }
+        self._write_or_raise(lambda: self._store.set_attrs(final))
+        self._finish_flush(started)
 
     def __enter__(self) -> Run:
         return self

@@ -102,16 +102,30 @@ class RankStore:
                 f"cannot create rank file {path}: {exc}; check that the directory is writable "
                 "and that no other job uses this run directory"
             ) from exc
-        self._file.attrs["schema"] = RANK_SCHEMA
-        self._file.attrs["schema_version"] = RANK_SCHEMA_VERSION
-        for key, value in root_attrs.items():
-            self._file.attrs[key] = _to_attr(value)
-        self._file.create_group(METRICS_GROUP)
-        for name in _RECORD_DATASETS:
-            self._records[name] = self._file.create_dataset(
-                name, shape=(0,), maxshape=(None,), dtype=_STR, chunks=(64,)
-            )
-        self._file.flush()
+        try:
+            self._file.attrs["schema"] = RANK_SCHEMA
+            self._file.attrs["schema_version"] = RANK_SCHEMA_VERSION
+            for key, value in root_attrs.items():
+                self._file.attrs[key] = _to_attr(value)
+            self._file.create_group(METRICS_GROUP)
+            for name in _RECORD_DATASETS:
+                self._records[name] = self._file.create_dataset(
+                    name, shape=(0,), maxshape=(None,), dtype=_STR, chunks=(64,)
+                )
+            self._file.flush()
+            stat = os.stat(path)
+        except (OSError, RuntimeError, ValueError, TypeError) as exc:
+            self.abandon()
+            raise StorageError(
+                f"cannot write the new rank file {path}: {exc}; check free space and quotas "
+                "(the file may be left incomplete)"
+            ) from exc
+        self.identity = (stat.st_dev, stat.st_ino)  # to notice a file deleted or replaced mid-run
+
+    def abandon(self) -> None:
+        """Close a half-made file, ignoring the errors a full disk gives on the way."""
+        with contextlib.suppress(Exception):
+            self._file.close()
 
     # --- locking ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -215,6 +229,12 @@ class RankStore:
         self.flush_time_s += time.perf_counter() - started
 
     def close(self) -> None:
-        if self.is_open:
+        """Flush and close; on an error the file is still closed (as far as HDF5 can) and it raises."""
+        if not self.is_open:
+            return
+        try:
             self._file.flush()
             self._file.close()
+        except BaseException:
+            self.abandon()
+            raise

@@ -86,8 +86,6 @@ def test_data_flushed_before_disk_full_is_readable(flush_full: Outcome) -> None:
         np.testing.assert_array_equal(series.value, np.arange(len(series)) * sign)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG F2: end_run after a failed flush raises a bare OSError/"
-                   "RuntimeError from Run.close (its writes and RankStore.close() are not wrapped)")
 def test_end_run_after_disk_full_fails_cleanly(flush_full: Outcome) -> None:
     """end_run after the failure either works or raises StorageError, never another type."""
     end = flush_full.first("end_run")
@@ -109,8 +107,6 @@ def test_merge_after_disk_full(flush_full: Outcome) -> None:
     assert statuses[0] in ("failed", "finished", "incomplete"), statuses
 
 
-@pytest.mark.xfail(strict=True, reason="BUG F5: RankStore.__init__ wraps only h5py.File(); the first "
-                   "attribute writes and flush raise a bare RuntimeError on a full disk")
 def test_start_run_on_full_disk(tmp_path: Path) -> None:
     """No room even for the new rank file: start_run raises StorageError naming it; a reader
     of what was left reports the damaged file instead of crashing."""
