@@ -364,6 +364,7 @@ class Run:
         if counters_always or self._store.counters_due():
             counters = {"log_calls": self.log_calls(), "series": len(self._series)}
         self._write_or_raise(lambda: self._store.flush(started, counters))
+        self._store.check_identity()  # one stat per flush: a deleted rank file is reported
 
     def _write_or_raise(self, write: Any) -> Any:
         try:
@@ -481,8 +482,14 @@ class Run:
         if torch is not None and isinstance(model, torch.nn.Module):
             self._check_open("log_model")
             target = self.artifacts_dir / "models" / f"{model_name}.pt"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(model.state_dict(), target)
+            from ._artifacts import ensure_rank_dir
+
+            ensure_rank_dir(self.artifacts_dir)  # never re-creates a deleted run directory
+            try:
+                target.parent.mkdir(exist_ok=True)
+                torch.save(model.state_dict(), target)
+            except OSError as exc:
+                raise StorageError(f"cannot save model {model_name!r} to {target}: {exc}") from exc
             record = self.log_artifact(
                 f"models/{model_name}.pt",
                 target,

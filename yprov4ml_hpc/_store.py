@@ -228,6 +228,25 @@ class RankStore:
         self._file.flush()
         self.flush_time_s += time.perf_counter() - started
 
+    def check_identity(self) -> None:
+        """Raise StorageError if the rank file was deleted or replaced since it was created.
+
+        HDF5 keeps writing to the open (unlinked) inode, so without this check every later
+        write would silently go nowhere.
+        """
+        try:
+            stat = os.stat(self.path)
+        except OSError as exc:
+            raise StorageError(
+                f"rank file {self.path} is gone ({exc.strerror}): it, ranks/ or the run directory "
+                "was deleted or moved while the run was writing; data written to it is lost"
+            ) from exc
+        if (stat.st_dev, stat.st_ino) != self.identity:
+            raise StorageError(
+                f"rank file {self.path} was replaced by another file while the run was writing; "
+                "data written since is not in it"
+            )
+
     def close(self) -> None:
         """Flush and close; on an error the file is still closed (as far as HDF5 can) and it raises."""
         if not self.is_open:

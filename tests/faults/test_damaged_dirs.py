@@ -111,8 +111,6 @@ def test_deleted_mid_run_raises_only_storage_errors(tmp_path: Path, what: str) -
     assert bad == [], [f"{type(e).__name__}: {e}" for e in bad]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG F6: a rank file deleted mid-run is never noticed: flushes "
-                   "go to the unlinked inode, end_run returns normally, all data is silently lost")
 @pytest.mark.parametrize("what", sorted(DELETIONS))
 def test_deleted_mid_run_is_reported(tmp_path: Path, what: str) -> None:
     """The loss is reported: a later flush or end_run raises StorageError naming the rank file."""
@@ -120,8 +118,6 @@ def test_deleted_mid_run_is_reported(tmp_path: Path, what: str) -> None:
     assert any(isinstance(e, prov4ml.StorageError) and "rank_000000.h5" in str(e) for e in errors), errors
 
 
-@pytest.mark.xfail(strict=True, reason="BUG F7: log_artifact re-creates <run_dir>/artifacts/rank_000000/ "
-                   "(and the save dir) after the run directory was deleted")
 @pytest.mark.parametrize("what", ["run_dir", "save_dir"])
 def test_deleted_run_dir_is_not_recreated(tmp_path: Path, what: str) -> None:
     """No write after the deletion re-creates a half run directory (artifacts without ranks)."""

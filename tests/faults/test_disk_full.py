@@ -123,8 +123,6 @@ def test_start_run_on_full_disk(tmp_path: Path) -> None:
     assert [name for name, _ in data.problems] == ["rank_000000.h5"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG F4: log_artifact lets the raw OSError of the copy "
-                   "escape (EFBIG/ENOSPC), not a StorageError")
 def test_log_artifact_on_full_disk(tmp_path: Path) -> None:
     """Copying an artifact that does not fit raises StorageError; earlier data stays readable."""
     big = tmp_path / "big.bin"
