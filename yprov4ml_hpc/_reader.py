@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,13 @@ from ._errors import DamagedRunError, StorageError
 __all__ = ["RankInfo", "RunData", "Series", "load_run", "read_rank_meta"]
 
 _RANK_FILE = re.compile(r"^rank_(\d{6,})\.h5$")
+# A run directory may come from anyone: a claimed world size is bounded so that listing the
+# missing ranks of a crafted file stays cheap (4 Mi ranks is far beyond any MPI job today).
+MAX_WORLD_SIZE = 2**22
+# Integer root attributes: (key, smallest valid value).  Checked when present.
+_INT_ATTRS = {"rank": 0, "world_size": 1, "local_rank": 0, "pid": 0, "start_ns": 0, "end_ns": 0}
+# The JSON-lines datasets and the str key every record of each must have.
+_RECORD_KEYS = {C.PARAMS_DATASET: "name", C.ARTIFACTS_DATASET: "name", C.EVENTS_DATASET: "event"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,10 @@ class Series:
 def _attr(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        # h5py decodes invalid UTF-8 with surrogateescape; such a str cannot be encoded later
+        # (merge writes JSON/HDF5), so replace the bad bytes now, as for bytes above.
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -77,15 +89,73 @@ def _json_attr(attrs: dict[str, Any], key: str, default: Any) -> Any:
         return default
 
 
+def _member(group: h5py.Group, name: str, kind: type[h5py.Group] | type[h5py.Dataset]) -> Any:
+    """``group[name]`` if it is a hard-linked object of ``kind``, None if absent.
+
+    Soft and external links are refused, not followed: an external link reads another file
+    (data from outside the run directory, or a FIFO that blocks the open forever) and a soft
+    link can dangle or loop.  A dataset must also keep its data in this file.
+    """
+    link = group.get(name, getlink=True)
+    if link is None:
+        return None
+    if not isinstance(link, h5py.HardLink):
+        raise DamagedRunError(f"{group.name}/{name} is a {type(link).__name__}, not a stored object")
+    obj = group[name]
+    if not isinstance(obj, kind):
+        raise DamagedRunError(f"{obj.name} is not a {kind.__name__.lower()}")
+    if isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
+        raise DamagedRunError(f"{obj.name} keeps its data outside the file")
+    return obj
+
+
 def _records(handle: h5py.File, name: str) -> list[dict[str, Any]]:
-    if name not in handle:
+    ds = _member(handle, name, h5py.Dataset)
+    if ds is None:
         return []
+    if ds.ndim != 1 or h5py.check_string_dtype(ds.dtype) is None:
+        raise DamagedRunError(f"{name} is not a list of JSON strings")
+    key = _RECORD_KEYS[name]
     out = []
-    for raw in handle[name][...]:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-        if text:
-            out.append(json.loads(text))
+    for i, raw in enumerate(ds[...]):
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        if not text:
+            continue
+        record = json.loads(text)
+        # Readers index records by this key (params() by name, merge by name/event).
+        if not isinstance(record, dict) or not isinstance(record.get(key), str):
+            raise DamagedRunError(f"{name} record {i} is not an object with a str {key!r}")
+        out.append(record)
     return out
+
+
+def _check_attrs(attrs: dict[str, Any], file_rank: int | None) -> None:
+    """Refuse root attributes that readers would trust: wrong types, absurd sizes, a rank that
+    is not the file's own (two files claiming one rank would hide one of them)."""
+    for key, low in _INT_ATTRS.items():
+        value = attrs.get(key)
+        if value is not None and (type(value) is not int or value < low):
+            raise DamagedRunError(f"attribute {key}={value!r} is not an integer >= {low}")
+    world_size, rank = attrs.get("world_size"), attrs.get("rank", file_rank)
+    if world_size is not None and world_size > MAX_WORLD_SIZE:
+        raise DamagedRunError(f"attribute world_size={world_size} is larger than {MAX_WORLD_SIZE}")
+    if rank is not None and rank >= (MAX_WORLD_SIZE if world_size is None else world_size):
+        raise DamagedRunError(f"rank {rank} is out of range (world_size {world_size})")
+    if file_rank is not None and rank != file_rank:
+        raise DamagedRunError(f"attribute rank={rank} does not match the file name")
+
+
+def _series_meta(group: h5py.Group) -> dict[str, Any]:
+    name, context = _attr(group.attrs.get("name")), _attr(group.attrs.get("context"))
+    if not isinstance(name, str) or not isinstance(context, str):
+        raise DamagedRunError(f"{group.name}: series name/context is not a string")
+    lengths = []
+    for key in ("step", "value", "time_ns"):
+        ds = _member(group, key, h5py.Dataset)
+        if ds is None or ds.ndim != 1 or ds.dtype.kind not in "iuf":
+            raise DamagedRunError(f"{group.name}/{key} is missing or not a 1-D numeric dataset")
+        lengths.append(ds.shape[0])
+    return {"name": name, "context": context, "h5path": group.name, "count": int(min(lengths))}
 
 
 def read_rank_meta(path: Path) -> dict[str, Any]:
@@ -93,42 +163,39 @@ def read_rank_meta(path: Path) -> dict[str, Any]:
 
     Raises DamagedRunError (naming the file and the reason) when it cannot be read.
     """
+    match = _RANK_FILE.match(path.name)
+    file_rank = int(match.group(1)) if match else None
     try:
+        # Only a regular file (not followed if a symlink): opening a FIFO or device blocks.
+        if not stat.S_ISREG(path.lstat().st_mode):
+            raise DamagedRunError("not a regular file")
         with h5py.File(path, "r", locking=False) as handle:
             attrs = {key: _attr(value) for key, value in handle.attrs.items()}
             schema, version = attrs.get("schema"), attrs.get("schema_version")
-            if schema != C.RANK_SCHEMA or not isinstance(version, int):
-                raise DamagedRunError(f"{path.name}: not a yprov4ml_hpc rank file (schema {schema!r})")
+            if schema != C.RANK_SCHEMA or type(version) is not int:
+                raise DamagedRunError(f"not a yprov4ml_hpc rank file (schema {schema!r})")
             if version > C.RANK_SCHEMA_VERSION:
                 raise DamagedRunError(
-                    f"{path.name}: schema version {version} is newer than this reader "
+                    f"schema version {version} is newer than this reader "
                     f"({C.RANK_SCHEMA_VERSION}); upgrade yprov4ml-hpc"
                 )
+            _check_attrs(attrs, file_rank)
             series = []
-            metrics = handle.get(C.METRICS_GROUP)
-            for ctx_group in metrics.values() if metrics is not None else []:
-                for group in ctx_group.values():
-                    lengths = [group[k].shape[0] for k in ("step", "value", "time_ns") if k in group]
-                    series.append(
-                        {
-                            "name": _attr(group.attrs["name"]),
-                            "context": _attr(group.attrs["context"]),
-                            "h5path": group.name,
-                            "count": int(min(lengths)) if len(lengths) == 3 else 0,
-                        }
-                    )
+            metrics = _member(handle, C.METRICS_GROUP, h5py.Group)
+            for ctx_key in metrics if metrics is not None else []:
+                ctx_group = _member(metrics, ctx_key, h5py.Group)
+                for key in ctx_group:
+                    series.append(_series_meta(_member(ctx_group, key, h5py.Group)))
             return {
                 "attrs": attrs,
-                "params": _records(handle, C.PARAMS_DATASET),
-                "artifacts": _records(handle, C.ARTIFACTS_DATASET),
-                "events": _records(handle, C.EVENTS_DATASET),
+                **{name: _records(handle, name) for name in _RECORD_KEYS},
                 "series": series,
                 "file_bytes": path.stat().st_size,
             }
-    except DamagedRunError:
-        raise
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
-        raise DamagedRunError(f"{path.name}: unreadable ({exc})") from exc
+    except DamagedRunError as exc:
+        raise DamagedRunError(f"{path.name}: {exc}") from exc
+    except Exception as exc:  # anything a crafted or damaged file provokes in h5py/numpy/json
+        raise DamagedRunError(f"{path.name}: unreadable ({type(exc).__name__}: {exc})") from exc
 
 
 class RunData:
@@ -194,24 +261,34 @@ class RunData:
         return sorted(self._index)
 
     def series(self, metric: str, context: str | None = None, rank: int = 0) -> Series:
-        """The arrays of one series; ``context=None`` means the default context."""
+        """The arrays of one series; ``context=None`` means the default context.
+
+        KeyError if the rank has no such series; DamagedRunError if the rank's file is damaged.
+        """
         ctx = C.DEFAULT_CONTEXT if context is None else str(getattr(context, "value", context))
         try:
             path, h5path, count = self._index[(metric, ctx, rank)]
         except KeyError:
+            for name, reason in self.problems:  # say why rather than "no series"
+                match = _RANK_FILE.match(name)
+                if match and int(match.group(1)) == rank and rank not in self._metas:
+                    raise DamagedRunError(f"rank {rank} has no readable file: {reason}") from None
             raise KeyError(
                 f"no series {metric!r} in context {ctx!r} on rank {rank}; see series_keys()"
             ) from None
-        with h5py.File(path, "r", locking=False) as handle:
-            group = handle[h5path]
-            return Series(
-                metric,
-                ctx,
-                rank,
-                np.asarray(group["step"][:count], dtype=np.int64),
-                np.asarray(group["value"][:count], dtype=np.float64),
-                np.asarray(group["time_ns"][:count], dtype=np.int64),
-            )
+        try:  # the file was checked by read_rank_meta, but it may have changed since
+            with h5py.File(path, "r", locking=False) as handle:
+                group = handle[h5path]
+                return Series(
+                    metric,
+                    ctx,
+                    rank,
+                    np.asarray(group["step"][:count], dtype=np.int64),
+                    np.asarray(group["value"][:count], dtype=np.float64),
+                    np.asarray(group["time_ns"][:count], dtype=np.int64),
+                )
+        except Exception as exc:
+            raise DamagedRunError(f"{path.name}: series {h5path} unreadable ({exc})") from exc
 
     def iter_series(self) -> Iterator[Series]:
         for metric, ctx, rank in self.series_keys():
@@ -247,7 +324,14 @@ def load_run(run_dir: str | os.PathLike[str], strict: bool = False) -> RunData:
             problems.append((path.name, str(exc)))
             continue
         meta["path"] = path
-        rank = int(meta["attrs"].get("rank", int(match.group(1))))
+        rank = int(match.group(1))  # read_rank_meta checked that the rank attribute agrees
+        if rank in metas:  # rank_000001.h5 and rank_0000001.h5
+            other = metas[rank]["path"].name
+            duplicate = DamagedRunError(f"{path.name}: rank {rank} also claimed by {other}")
+            if strict:
+                raise duplicate
+            problems.append((path.name, str(duplicate)))
+            continue
         metas[rank] = meta
     if not metas and not problems:
         raise StorageError(f"{ranks_dir} holds no rank files; was the run started?")

@@ -43,15 +43,6 @@ from faults_harness import build_run, clean_env, read_untrusted, require_command
 
 import yprov4ml_hpc as prov4ml
 
-F11 = "BUG F11: a crafted attribute type/value reaches int()/hash()/dict access outside the reader's try"
-F12 = "BUG F12: a crafted record that is valid JSON but not an object with a str name breaks params()/merge"
-F13 = "BUG F13: a claimed world_size/rank is trusted: missing_ranks and merge enumerate up to 10**12 ranks"
-F14 = "BUG F14: a FIFO in ranks/ (or reached by an external link) blocks the reader forever"
-F24 = ("BUG F24: invalid UTF-8 in a string attribute comes back (h5py, surrogateescape) as a str "
-       "that merge cannot encode: UnicodeEncodeError in write_prov_json")
-F15 = ("BUG F15: a crafted layout (a dataset where a group belongs, a dangling link, a series dataset "
-       "of the wrong dtype/shape or missing) raises past the reader (read_rank_meta, series(), merge stats)")
-
 
 def _xfail(case: str, reason: str) -> Any:
     return pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=reason))
@@ -123,19 +114,8 @@ CASES: dict[str, Craft] = {
     "external_link_missing": external_link("/nonexistent/elsewhere.h5"),
 }
 
-KNOWN: dict[str, str] = {
-    "rank_not_int": F11, "rank_compound": F11, "rank_opaque": F11, "rank_reference": F11,
-    "world_size_not_int": F11, "pid_not_int": F11, "local_rank_not_int": F11, "start_ns_not_int": F11,
-    "end_ns_float_nan": F11, "series_name_array": F11, "series_name_int": F11, "series_context_array": F11,
-    "rank_huge": F13, "world_size_huge": F13,
-    "params_json_list": F12, "params_json_string": F12, "params_no_name": F12, "params_name_list": F12,
-    "params_dataset_ints": F12, "artifacts_json_list": F12, "events_json_number": F12,
-    "value_strings": F15, "value_2d": F15, "value_compound": F15, "step_missing": F15,
-    "context_is_dataset": F15, "metrics_is_dataset": F15, "dangling_soft_link": F15, "params_is_group": F15,
-    "rank_file_fifo": F14, "external_link_fifo": F14,
-    "host_invalid_utf8_vlen": F24, "series_name_invalid_utf8_vlen": F24,
-}
-# Cases that currently hang until the watchdog fires (5 s each): one of each kind runs in CI.
+KNOWN: dict[str, str] = {}  # case -> xfail reason of a known, unfixed bug
+# Cases that hung until the watchdog fired (5 s each) before F13/F14 were fixed.
 SLOW = {"rank_huge", "external_link_fifo"}
 
 
@@ -257,8 +237,6 @@ def test_report_escapes_html_in_names(pristine: Path, tmp_path: Path) -> None:
 
 
 # --- no data from outside ---------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="BUG F17: the reader follows HDF5 external links out of the run "
-                   "directory and returns another file's data as the rank's series")
 def test_external_links_are_not_followed(pristine: Path, tmp_path: Path) -> None:
     """A dataset that is an external link to a file outside the run directory is not read."""
     run_dir = copy_run(pristine, tmp_path / "link" / pristine.name)
@@ -274,8 +252,6 @@ def test_external_links_are_not_followed(pristine: Path, tmp_path: Path) -> None
     assert not np.any(series.value == 13.37), "read another file's data through an external link"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG F18: two rank files claiming the same rank: one silently "
-                   "hides the other (load_run keeps the last, reports nothing)")
 def test_duplicate_rank_claims_are_reported(pristine: Path, tmp_path: Path) -> None:
     """A file whose rank attribute disagrees with its name is not silently dropped or merged over."""
     run_dir = copy_run(pristine, tmp_path / "dup" / pristine.name)

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import _constants as C
 from .._errors import DamagedRunError, MergeError, StorageError
-from .._reader import read_rank_meta
+from .._reader import MAX_WORLD_SIZE, read_rank_meta
 from ._stats import series_stats
 
 __all__ = ["Progress", "RunInput", "collect_run", "read_merge_meta"]
@@ -49,8 +49,8 @@ def read_merge_meta(path: Path) -> dict[str, Any]:
                     np.asarray(group["value"][:count], dtype=np.float64),
                     np.asarray(group["time_ns"][:count], dtype=np.int64),
                 )
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
-        raise DamagedRunError(f"{path.name}: series unreadable ({exc})") from exc
+    except Exception as exc:  # read_rank_meta checked the layout, but the file may have changed
+        raise DamagedRunError(f"{path.name}: series unreadable ({type(exc).__name__}: {exc})") from exc
     return meta
 
 
@@ -155,8 +155,8 @@ def collect_run(
                 raise DamagedRunError(f"{run_dir}: {why} (merge without --strict to merge around it)")
             problems.append((path.name, str(why)))
             damaged[file_rank] = str(why)
-        else:
-            collected[int(meta["attrs"].get("rank", file_rank))] = meta
+        else:  # read_rank_meta checked that the file's rank attribute is its name's number
+            collected[file_rank] = meta
         if progress is not None:
             progress(done, len(to_read), "rank files read")
     if not collected:
@@ -165,7 +165,8 @@ def collect_run(
     metas_sorted = {rank: collected[rank] for rank in sorted(collected)}
     first = metas_sorted[min(metas_sorted)]["attrs"]
     sizes = [int(m["attrs"].get("world_size", 1)) for m in metas_sorted.values()]
-    world_size = max([*sizes, max(metas_sorted) + 1, *(r + 1 for r in damaged)])
+    # A damaged file's name is all we know of it: bound it like a claimed world size.
+    world_size = max([*sizes, max(metas_sorted) + 1, *(r + 1 for r in damaged if r < MAX_WORLD_SIZE)])
     damaged = {rank: why for rank, why in damaged.items() if rank not in metas_sorted}
     return RunInput(
         run_dir=run_dir,
