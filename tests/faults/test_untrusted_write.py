@@ -97,11 +97,7 @@ def _plant_symlinks(run_dir: Path, outside: Path) -> None:
         (run_dir / name).symlink_to(outside / f"dir_{name}", target_is_directory=True)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=F19))
-    if n in ("report", "report_figures", "plot", "export_csv")
-    else n for n in WRITERS
-])
+@pytest.mark.parametrize("name", list(WRITERS))
 def test_symlinked_default_outputs_are_not_followed(tmp_path: Path, pristine: Path, name: str) -> None:
     """Default outputs planted as symlinks to files/folders elsewhere: nothing elsewhere changes."""
     run_dir, outside, _ = _layout(tmp_path, pristine)
@@ -125,7 +121,6 @@ def _climbing_attrs(run_dir: Path) -> None:
     (run_dir / "prov_").mkdir()  # lets 'prov_/../..' resolve
 
 
-@pytest.mark.xfail(strict=True, reason=F20)
 def test_climbing_experiment_name_default_output(tmp_path: Path, pristine: Path) -> None:
     """experiment = '/../../../../escaped' (and a 'prov_' folder planted): merge writes only
     inside the run directory."""
@@ -136,8 +131,7 @@ def test_climbing_experiment_name_default_output(tmp_path: Path, pristine: Path)
     assert tree_changes(before, tree_snapshot(tmp_path, exclude=run_dir)) == []
 
 
-@pytest.mark.parametrize("name", [pytest.param("merge", marks=pytest.mark.xfail(strict=True, reason=F20)),
-                                  "graph"])
+@pytest.mark.parametrize("name", ["merge", "graph"])
 def test_climbing_experiment_name_with_output_dir(tmp_path: Path, pristine: Path, name: str) -> None:
     """...and with ``-o OUT`` (holding a 'prov_' folder) nothing outside OUT changes."""
     run_dir, _, out = _layout(tmp_path, pristine)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .._merge._export import write_replacing
 from .._progress import Progress
 from .._report import build_report
 from .._report._summary import load_summary, open_run
@@ -54,6 +55,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         out = data.run_dir / REPORT_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report.html, encoding="utf-8")
+    write_replacing(out, report.html)
     print(f"{out}  ({len(report.html.encode('utf-8')) / 1024:.0f} KiB, {report.figures} figures)")
     return 0

@@ -20,7 +20,8 @@ from typing import Any
 import networkx as nx
 
 from .. import _constants as C
-from .._errors import ConfigError
+from .._errors import ConfigError, DamagedRunError
+from .._rundir import check_label
 from ._consolidate import consolidate as write_consolidated
 from ._dot import write_dot, write_svg
 from ._graph import build_graph
@@ -52,6 +53,22 @@ class BuildResult:
 def document_name(runs: Sequence[RunInput]) -> str:
     run_id = runs[0].run_id if len(runs) == 1 else f"{runs[0].run_id}..{runs[-1].run_id}"
     return C.PROV_DOCUMENT_TEMPLATE.format(experiment=runs[0].experiment, run_id=run_id)
+
+
+def _check_labels(run: RunInput) -> None:
+    """experiment and run_id (read from the lowest rank's attributes) name the document: a
+    value that is no safe label (``/../..``) is a damaged run, never part of a path."""
+    rank = min(run.metas)
+    attrs = run.metas[rank]["attrs"]
+    for key in ("experiment", "run_id"):
+        value = attrs.get(key)
+        if value is None or (key == "experiment" and value == ""):
+            continue  # absent: run_id falls back to the folder's name, experiment to ''
+        try:
+            check_label(key, value)
+        except ConfigError as exc:
+            source = run.run_dir / C.RANKS_DIRNAME / C.RANK_FILE_TEMPLATE.format(rank=rank)
+            raise DamagedRunError(f"{source}: {exc}") from None
 
 
 def _per_rank(run: RunInput, prov_detail: str | None) -> bool:
@@ -91,6 +108,7 @@ def assemble(
     ]
     seen: dict[tuple[str, str], Path] = {}
     for run in runs:
+        _check_labels(run)
         key = (run.experiment, run.run_id)
         if key in seen:
             raise ConfigError(

@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import math
 import os
@@ -20,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import _constants as C
-from .._errors import ConfigError, MergeError
+from .._errors import ConfigError, MergeError, StorageError
 from .._names import escape_name
 from .._reader import load_run
 
-__all__ = ["FORMATS", "export", "find_document"]
+__all__ = ["FORMATS", "export", "find_document", "output_folder", "write_replacing"]
 
 # format -> file suffix of the default output name (None: a directory)
 FORMATS: dict[str, str | None] = {
@@ -87,13 +89,36 @@ def _export_prov(document: Path, fmt: str, target: Path) -> None:
         raise ConfigError(f"cannot write {fmt}: {exc}") from exc
     if text is None:
         raise ConfigError(f"the prov library wrote nothing for {fmt}")
-    _write_text(target, text if isinstance(text, str) else text.decode("utf-8"))
+    write_replacing(target, text if isinstance(text, str) else text.decode("utf-8"))
 
 
-def _write_text(target: Path, text: str) -> None:
+def write_replacing(target: Path, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8) to a new temporary file beside ``target``, then rename it
+    over ``target``: whatever ``target`` was (a symlink planted in a run directory included)
+    is replaced, never written through."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # a stale temporary (or a planted link): removed, never followed
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def output_folder(path: Path) -> Path:
+    """Create the folder ``path`` (and its parents) to write into; refuse one that is a symlink,
+    which a crafted run directory could point anywhere."""
+    if path.is_symlink():
+        raise StorageError(f"{path} is a symlink; refusing to write through it (remove it or pass -o)")
+    path.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink() or not path.is_dir():
+        raise StorageError(f"{path} is not a plain folder; refusing to write into it")
+    return path
 
 
 def _exact(value: float) -> float | str:
@@ -123,42 +148,41 @@ def _export_metrics_json(run_dir: Path, target: Path) -> None:
             for s in data.iter_series()
         ],
     }
-    _write_text(target, json.dumps(out, ensure_ascii=False, allow_nan=False) + "\n")
+    write_replacing(target, json.dumps(out, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def _csv_text(rows: Any) -> str:
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()
 
 
 def _export_csv(run_dir: Path, target: Path) -> None:
     data = load_run(run_dir)
-    target.mkdir(parents=True, exist_ok=True)
+    output_folder(target)
     index = []
     for s in data.iter_series():
-        relative = Path(escape_name(s.context), escape_name(s.name), f"rank_{s.rank:06d}.csv")
-        path = target / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["step", "value", "time_ns"])
-            writer.writerows(
-                zip(s.step.tolist(), map(repr, s.value.tolist()), s.time_ns.tolist(), strict=True)
-            )
+        context, name = escape_name(s.context), escape_name(s.name)
+        relative = Path(context, name, f"rank_{s.rank:06d}.csv")
+        output_folder(target / context)
+        output_folder(target / context / name)
+        rows = zip(s.step.tolist(), map(repr, s.value.tolist()), s.time_ns.tolist(), strict=True)
+        write_replacing(target / relative, _csv_text([["step", "value", "time_ns"], *rows]))
         index.append([s.name, s.context, s.rank, len(s), relative.as_posix()])
-    with (target / "series.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["name", "context", "rank", "count", "file"])
-        writer.writerows(index)
-    with (target / "params.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["rank", "name", "value_json", "type", "context"])
-        for rank in data.ranks:
-            for record in data.meta(rank.rank)["params"]:
-                writer.writerow(
-                    [
-                        rank.rank,
-                        record["name"],
-                        json.dumps(record["value"], ensure_ascii=False),
-                        record.get("type", ""),
-                        record.get("context", ""),
-                    ]
-                )
+    write_replacing(target / "series.csv", _csv_text([["name", "context", "rank", "count", "file"], *index]))
+    params: list[list[Any]] = [["rank", "name", "value_json", "type", "context"]]
+    for rank in data.ranks:
+        for record in data.meta(rank.rank)["params"]:
+            params.append(
+                [
+                    rank.rank,
+                    record["name"],
+                    json.dumps(record["value"], ensure_ascii=False),
+                    record.get("type", ""),
+                    record.get("context", ""),
+                ]
+            )
+    write_replacing(target / "params.csv", _csv_text(params))
 
 
 def export(run_dir: str | os.PathLike[str], fmt: str, output: str | os.PathLike[str] | None = None) -> Path:

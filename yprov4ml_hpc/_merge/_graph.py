@@ -266,6 +266,15 @@ class _RunGraph:
                     ),
                 )
                 b.relate("wasStartedBy", ident, self.job)
+        # (context, name) -> a rank's series entry, built once per rank (the first entry wins, as
+        # a linear search would find it): a per-series search is quadratic in the series.
+        by_key: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
+        if self.per_rank:
+            for rank, meta in run.metas.items():
+                index: dict[tuple[str, str], dict[str, Any]] = {}
+                for s in meta["series"]:
+                    index.setdefault((s["context"], s["name"]), s)
+                by_key[rank] = index
         for i, ((context, name), agg) in enumerate(aggregates.items()):
             attrs = _series_attrs(agg, name, context)
             attrs[f"{P}:h5path"] = agg.h5path
@@ -276,9 +285,7 @@ class _RunGraph:
                 b.relate("wasDerivedFrom", series, files)
                 continue
             for rank in agg.ranks:
-                entry = next(
-                    s for s in run.metas[rank]["series"] if (s["context"], s["name"]) == (context, name)
-                )
+                entry = by_key[rank][(context, name)]
                 rank_attrs = _series_attrs(entry["stats"], name, context)
                 rank_attrs[f"{P}:rank"] = rank
                 rank_attrs[f"{P}:h5path"] = entry["h5path"]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ConfigError, MissingDependencyError
+from .._merge._export import output_folder, write_replacing
 from .._progress import Progress
 from .._reader import RunData, Series
 from .._report._summary import SAMPLER_CONTEXTS
@@ -277,8 +278,9 @@ def _heatmap(F: Any, cache: _SeriesCache, summary: dict[str, Any], dpi: int) -> 
 
 
 def write_figures(figures: FigureSet, out_dir: Path) -> list[Path]:
-    """Write the PNGs under ``out_dir`` (created); names are unique even for odd metric names."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write the PNGs under ``out_dir`` (created; refused if a symlink); names are unique even
+    for odd metric names.  Each file is replaced, never written through an existing link."""
+    output_folder(out_dir)
     written: list[Path] = []
     used: set[str] = set()
     for fig in figures.figures:
@@ -287,6 +289,6 @@ def write_figures(figures: FigureSet, out_dir: Path) -> list[Path]:
             stem, n = f"{fig.stem}_{n}", n + 1
         used.add(stem)
         path = out_dir / f"{stem}.png"
-        path.write_bytes(fig.png)
+        write_replacing(path, fig.png)
         written.append(path)
     return written
