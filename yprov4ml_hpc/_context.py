@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 
 from ._constants import DEFAULT_CONTEXT
+from ._names import check_utf8
 
 __all__ = ["Context", "context_name"]
 
@@ -39,5 +40,6 @@ def context_name(context: object) -> str:
             raise ValueError("context must not be empty; pass None for the default context")
         if "\x00" in context:
             raise ValueError(f"context {context!r} contains a NUL character, which HDF5 cannot store")
+        check_utf8("context", context)
         return context
     raise TypeError(f"context must be a str, a Context or None, got {type(context).__name__} ({context!r})")

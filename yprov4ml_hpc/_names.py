@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-__all__ = ["check_name", "escape_name", "unescape_name"]
+__all__ = ["check_name", "check_utf8", "escape_name", "unescape_name"]
 
 
 def check_name(kind: str, name: object) -> str:
@@ -22,7 +22,19 @@ def check_name(kind: str, name: object) -> str:
         raise ValueError(f"{kind} must not be empty; pass a string such as 'loss'")
     if "\x00" in name:
         raise ValueError(f"{kind} {name!r} contains a NUL character, which HDF5 cannot store; remove it")
+    check_utf8(kind, name)
     return name
+
+
+def check_utf8(kind: str, text: str) -> None:
+    """Refuse a str that UTF-8 cannot encode (a lone surrogate such as '\\ud800')."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{kind} {text!r} contains {text[exc.start:exc.end]!r}, a lone surrogate that UTF-8 "
+            "(and so the rank file) cannot store; pass valid Unicode text"
+        ) from None
 
 
 def escape_name(name: str) -> str:

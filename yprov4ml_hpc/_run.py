@@ -29,7 +29,7 @@ from ._launcher import LaunchInfo, detect_launch
 from ._lifecycle import ProcessHooks
 from ._names import check_name
 from ._rundir import check_label, create_run_dir
-from ._store import RankStore
+from ._store import RankStore, json_default
 from ._values import coerce_metric_value, coerce_step, coerce_timestamp_ns, param_record_value
 from ._version import __version__
 
@@ -387,6 +387,14 @@ class Run:
     def _record(self, dataset: str, record: dict[str, object]) -> None:
         """Append a param/artifact/event record and flush, so it survives a crash."""
         self._check_open("logging")
+        try:  # refused here, not at the flush that would then lose the batch and blame the disk
+            json.dumps(record, default=json_default, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            label = record.get("name", record.get("event"))
+            raise ConfigError(
+                f"{dataset} record {label!r}: a string in it contains {exc.object[exc.start:exc.end]!r}, "
+                "a lone surrogate that UTF-8 (and so the rank file) cannot store; pass valid Unicode text"
+            ) from None
         started = time.perf_counter()
         with self._store.locked():
             self._write_or_raise(lambda: self._store.append_record(dataset, record))

@@ -31,13 +31,7 @@ def test_nul_in_names_is_refused_at_the_call(tmp_path: Path) -> None:
     assert prov4ml.load_run(run.run_dir).series("fine").value.tolist() == [1.0]
 
 
-F21 = pytest.mark.xfail(strict=True, reason="BUG F21: names/values with lone surrogates are accepted at "
-                        "the call, then fail at the next flush with a StorageError that blames the disk "
-                        "(and the drained points are lost)")
-
-
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=F21) for k in
-                                  ("metric", "context", "param_name", "param_value")] + ["artifact"])
+@pytest.mark.parametrize("kind", ["metric", "context", "param_name", "param_value", "artifact"])
 def test_lone_surrogates_are_refused_or_kept(tmp_path: Path, kind: str) -> None:
     """A str that UTF-8 cannot encode ('\\ud800') is either refused with ValueError when logged,
     or stored so that it reads back exactly; either way the run goes on (the next flush and
