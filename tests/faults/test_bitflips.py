@@ -226,8 +226,8 @@ def test_intact_rank_survives_flips_in_its_neighbour(pristine_dir: Path, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="BUG F9 (tracebacks) and F10 (HDF5 segfaults/hangs): with the "
-                   "default seed, 5 of 400 copies reach a traceback and 1 segfaults the reader")
+@pytest.mark.xfail(strict=False, reason="BUG F10 (HDF5 segfaults/hangs): with the default seed, 1 of 400 "
+                   "copies segfaults the reader (F9, the tracebacks, is fixed)")
 def test_bitflips_many(pristine_dir: Path, tmp_path: Path) -> None:
     """400 damaged copies: no traceback, no crash, damage named (hangs: BUG F10, reported)."""
     results = _fuzz(pristine_dir, tmp_path, 400)
