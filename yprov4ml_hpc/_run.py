@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import threading
 import time
@@ -18,12 +17,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import h5py
-import numpy as np
-
 from . import _constants as C
 from ._buffer import MetricBuffer
 from ._context import Context, context_name
+from ._describe import dataset_info, library_versions, model_info
 from ._errors import ArtifactNotFoundError, ConfigError, RunStateError, StorageError
 from ._launcher import LaunchInfo, detect_launch
 from ._lifecycle import ProcessHooks
@@ -31,7 +28,6 @@ from ._names import check_name
 from ._rundir import check_label, create_run_dir
 from ._store import RankStore, json_default
 from ._values import coerce_metric_value, coerce_step, coerce_timestamp_ns, param_record_value
-from ._version import __version__
 
 if TYPE_CHECKING:
     from ._samplers import SamplerSet
@@ -40,20 +36,6 @@ __all__ = ["Run"]
 
 _time_ns = time.time_ns
 _MIN_RING = 64
-
-
-def _library_versions() -> dict[str, str]:
-    versions = {
-        "yprov4ml_hpc": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "h5py": h5py.version.version,
-        "hdf5": h5py.version.hdf5_version,
-    }
-    mpi = sys.modules.get("mpi4py")
-    if mpi is not None:
-        versions["mpi4py"] = str(getattr(mpi, "__version__", "?"))
-    return versions
 
 
 class Run:
@@ -153,7 +135,7 @@ class Run:
             "launcher": launch.launcher,
             "job_id": launch.job_id or "",
             "gpu_ids": "[]",
-            "versions": _library_versions(),
+            "versions": library_versions(),
             "start_ns": self.start_ns,
             "end_ns": 0,
             "status": C.STATUS_RUNNING,
@@ -392,7 +374,7 @@ class Run:
         except UnicodeEncodeError as exc:
             label = record.get("name", record.get("event"))
             raise ConfigError(
-                f"{dataset} record {label!r}: a string in it contains {exc.object[exc.start:exc.end]!r}, "
+                f"{dataset} record {label!r}: a string in it contains {exc.object[exc.start : exc.end]!r}, "
                 "a lone surrogate that UTF-8 (and so the rank file) cannot store; pass valid Unicode text"
             ) from None
         started = time.perf_counter()
@@ -485,7 +467,7 @@ class Run:
         check_name("model name", model_name)
         if isinstance(model, (str, os.PathLike)):
             return self.log_artifact(model_name, model, context, step, is_model=True, is_input=is_input)
-        info = _model_info(model) if log_model_info else {"type": type(model).__name__}
+        info = model_info(model) if log_model_info else {"type": type(model).__name__}
         torch = sys.modules.get("torch")
         if torch is not None and isinstance(model, torch.nn.Module):
             self._check_open("log_model")
@@ -538,7 +520,7 @@ class Run:
             "time_ns": _time_ns(),
             "type": type(dataset).__name__,
         }
-        record.update(_dataset_info(dataset))
+        record.update(dataset_info(dataset))
         self._record(C.ARTIFACTS_DATASET, record)
         return record
 
@@ -649,37 +631,3 @@ class Run:
             f"Run(experiment={self.experiment!r}, run_id={self.run_id!r}, rank={self.rank}, "
             f"world_size={self.world_size}, status={self.status!r}, run_dir='{self.run_dir}')"
         )
-
-
-def _model_info(model: object) -> dict[str, object]:
-    info: dict[str, object] = {"type": f"{type(model).__module__}.{type(model).__qualname__}"}
-    parameters = getattr(model, "parameters", None)
-    if callable(parameters):
-        try:
-            info["parameters"] = int(sum(int(p.numel()) for p in parameters()))
-        except (TypeError, AttributeError, RuntimeError):
-            pass
-    return info
-
-
-def _dataset_info(dataset: object) -> dict[str, object]:
-    info: dict[str, object] = {}
-    try:
-        info["length"] = len(dataset)  # type: ignore[arg-type]
-    except TypeError:
-        pass
-    for attr in ("batch_size", "num_workers", "drop_last", "pin_memory"):
-        value = getattr(dataset, attr, None)
-        if isinstance(value, (bool, int, float, str)):
-            info[attr] = value
-    inner = getattr(dataset, "dataset", None)  # torch DataLoader
-    if inner is not None:
-        info["dataset_type"] = type(inner).__name__
-        try:
-            info["dataset_length"] = len(inner)
-        except TypeError:
-            pass
-    sampler = getattr(dataset, "sampler", None)
-    if sampler is not None:
-        info["sampler"] = type(sampler).__name__
-    return info
