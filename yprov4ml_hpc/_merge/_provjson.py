@@ -8,10 +8,12 @@ The output is what ``prov`` itself reads back record for record: one JSON object
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import time
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import networkx as nx
 
 from ._graph_base import RELATION_ROLES, DateTime, QName
 
-__all__ = ["format_datetime", "literal", "write_prov_json"]
+__all__ = ["element_text", "format_datetime", "literal", "relation_text", "write_prov_json"]
 
 _SECTIONS = ("agent", "activity", "entity", *RELATION_ROLES)
 _TIME_KEYS = frozenset({"prov:startTime", "prov:endTime", "prov:time"})
@@ -73,28 +75,117 @@ def _encode(attrs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# The text of a record, written directly: the same bytes as ``_ENCODER.encode(_encode(attrs))``
+# (tests compare the two) at a third of the cost, which matters at 10^5 ranks x 5 records.
+_string = encode_basestring  # what json's encoder uses for str with ensure_ascii=False
+_INT_TYPES = (("xsd:int", _INT32), ("xsd:long", _INT64))
+
+
+@functools.lru_cache(maxsize=4096)
+def _key(name: str) -> str:
+    return _string(name) + ":"
+
+
+@functools.lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+def _datetime_text(ns: int) -> str:
+    seconds, rest = divmod(int(ns), 1_000_000_000)
+    return f"{_second(seconds)}.{rest // 1000:06d}Z"
+
+
+def _literal_text(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    if kind is int:
+        for name, bound in _INT_TYPES:
+            if -bound <= value < bound:
+                return f'{{"$":"{value}","type":"{name}"}}'
+        return f'{{"$":"{value}","type":"xsd:integer"}}'
+    if kind is QName:
+        return '{"$":' + _string(value) + ',"type":"xsd:QName"}'
+    if kind is float:
+        return f'{{"$":"{_double(value)}","type":"xsd:double"}}'
+    if kind is DateTime:
+        return f'{{"$":"{_datetime_text(value)}","type":"xsd:dateTime"}}'
+    if kind is list:
+        return "[" + ",".join(map(_literal_text, value)) + "]"
+    return _ENCODER.encode(literal(value))  # bool, subclasses, anything else: the general path
+
+
+def _members(attrs: dict[str, Any]) -> str:
+    """``"key":value,...`` of one record's attributes (no braces)."""
+    return ",".join(
+        _key(key) + (_string(_datetime_text(value)) if key in _TIME_KEYS else _literal_text(value))
+        for key, value in attrs.items()
+    )
+
+
+def element_text(ident: str, attrs: dict[str, Any]) -> str:
+    return f"{_string(ident)}:{{{_members(attrs)}}}"
+
+
+def relation_text(rel: str, key: str, source: str, target: str, attrs: dict[str, Any]) -> str:
+    subject, obj = RELATION_ROLES[rel]
+    rest = "," + _members(attrs) if attrs else ""
+    return f"{_string(key)}:{{{_key(subject)}{_string(source)},{_key(obj)}{_string(target)}{rest}}}"
+
+
 def _records(graph: nx.MultiDiGraph) -> dict[str, list[str]]:
+    """Each section's records in order: nodes in insertion order, relations by source node
+    (networkx's edge order), blocks expanded where they stand."""
     sections: dict[str, list[str]] = {name: [] for name in _SECTIONS}
-    encode = _ENCODER.encode  # one encoder: json.dumps(...) with options builds one per call
+
+    def element(kind: str, ident: str, attrs: dict[str, Any]) -> None:
+        sections[kind].append(element_text(ident, attrs))
+
+    def relation(rel: str, key: str, source: str, target: str, attrs: dict[str, Any]) -> None:
+        sections[rel].append(relation_text(rel, key, source, target, attrs))
+
+    successors = graph.succ
     for ident, data in graph.nodes(data=True):
-        sections[data["kind"]].append(f"{encode(ident)}:{encode(_encode(data['attrs']))}")
-    for source, target, key, data in graph.edges(keys=True, data=True):
-        subject, obj = RELATION_ROLES[data["rel"]]
-        record = {subject: source, obj: target, **_encode(data["attrs"])}
-        sections[data["rel"]].append(f"{encode(key)}:{encode(record)}")
+        block = data.get("block")
+        if block is not None:
+            block.emit(element, relation)
+            continue
+        kind = data.get("kind")
+        if kind is None:
+            continue  # a placeholder for an element of a block (the target of an edge)
+        element(kind, ident, data["attrs"])
+        for target, keyed in successors[ident].items():
+            for key, edge in keyed.items():
+                relation(edge["rel"], key, ident, target, edge["attrs"])
     return sections
+
+
+_CHUNK = 8192  # records joined per write: few syscalls, no whole-document string in memory
 
 
 def write_prov_json(graph: nx.MultiDiGraph, path: Path) -> int:
     """Write the document atomically (temp file + rename); return its size in bytes."""
     sections = _records(graph)
-    parts = ['{"prefix":' + json.dumps(graph.graph["namespaces"], separators=_COMPACT)]
-    for name, records in sections.items():
-        if records:
-            parts.append(f'"{name}":{{\n' + ",\n".join(records) + "\n}")
-    text = ",\n".join(parts) + "}\n"
-    data = text.encode("utf-8")
+    size = 0
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
+    with open(tmp, "wb") as out:
+
+        def put(text: str) -> None:
+            nonlocal size
+            data = text.encode("utf-8")
+            out.write(data)
+            size += len(data)
+
+        put('{"prefix":' + json.dumps(graph.graph["namespaces"], separators=_COMPACT))
+        for name, records in sections.items():
+            if not records:
+                continue
+            put(f',\n"{name}":{{\n')
+            for i in range(0, len(records), _CHUNK):
+                put((",\n" if i else "") + ",\n".join(records[i : i + _CHUNK]))
+            records.clear()  # free each section once written
+            put("\n}")
+        put("}\n")
     os.replace(tmp, path)
-    return len(data)
+    return size
