@@ -91,6 +91,11 @@ def _second(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
+@functools.lru_cache(maxsize=1024)
+def _qname_text(value: QName) -> str:
+    return '{"$":' + _string(value) + ',"type":"xsd:QName"}'
+
+
 def _datetime_text(ns: int) -> str:
     seconds, rest = divmod(int(ns), 1_000_000_000)
     return f"{_second(seconds)}.{rest // 1000:06d}Z"
@@ -106,7 +111,7 @@ def _literal_text(value: Any) -> str:
                 return f'{{"$":"{value}","type":"{name}"}}'
         return f'{{"$":"{value}","type":"xsd:integer"}}'
     if kind is QName:
-        return '{"$":' + _string(value) + ',"type":"xsd:QName"}'
+        return _qname_text(value)
     if kind is float:
         return f'{{"$":"{_double(value)}","type":"xsd:double"}}'
     if kind is DateTime:
