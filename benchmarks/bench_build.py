@@ -47,6 +47,7 @@ print("RESULT " + json.dumps({
     "build_s": elapsed,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "rss_metas_mb": rss_metas,
+    "package": __import__("yprov4ml_hpc").__file__,
     "prov_json_bytes": result.document_bytes,
 }))
 """
@@ -59,7 +60,7 @@ def _template_file(workdir: Path) -> Path:
         "from pathlib import Path; bf._template_meta(Path(sys.argv[2]), 200)"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "YPROV4ML_HPC_CARBON": "0"}
-    subprocess.run([sys.executable, "-c", code, str(BENCH_DIR), str(workdir)], check=True, env=env)
+    subprocess.run([sys.executable, "-c", code, str(BENCH_DIR), str(workdir)], check=True, env=env, cwd=REPO)
     return next(workdir.glob("template_*/ranks/rank_000000.h5"))
 
 
@@ -67,6 +68,7 @@ def _measure(tree: Path, template: Path, ranks: int, out: Path) -> dict[str, Any
     env = {**os.environ, "PYTHONPATH": str(tree), "YPROV4ML_HPC_CARBON": "0"}
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(BENCH_DIR), str(template), str(ranks), str(out)],
+        cwd=out.parent,  # `python -c` puts the working directory first on sys.path
         capture_output=True,
         text=True,
         env=env,
@@ -111,6 +113,7 @@ def main() -> int:
                         "peak_rss_mb": round(median([s["peak_rss_mb"] for s in got]), 1),
                         "rss_metas_mb": round(median([s["rss_metas_mb"] for s in got]), 1),
                         "bytes_per_rank": round(got[0]["prov_json_bytes"] / ranks, 1),
+                        "package": got[0]["package"],
                     }
                 )
     lines = [

@@ -1,7 +1,10 @@
-"""``yprov4ml-hpc graph RUN_DIR [--svg] [-o OUT_DIR]``: draw the job's provenance graph.
+"""``yprov4ml-hpc graph RUN_DIR [--svg] [--detail auto|node|rank] [--node HOST] [--ranks A-B]``.
 
-Builds the same graph as merge (from the rank files) and writes graph.dot, and graph.svg
-where Graphviz's ``dot`` is installed; the PROV document and summary are left untouched.
+Draws the job from its rank files as graph.dot (and graph.svg where Graphviz's ``dot`` is
+installed): ranks collapsed into their node, and into groups with counts and status tallies
+when there are very many, so the picture opens at any size; one box per rank for small jobs,
+with ``--detail rank``, or for the hosts and ranks selected.  The PROV document and summary are
+left untouched.
 """
 
 from __future__ import annotations
@@ -12,9 +15,20 @@ from pathlib import Path
 
 from .. import _constants as C
 from .._errors import ConfigError
-from .._merge._dot import write_dot, write_svg
+from .._merge._dot import (
+    AUTO_RANK_DETAIL_MAX,
+    DETAIL_CHOICES,
+    RankSelection,
+    dot_graph,
+    parse_rank_ranges,
+    write_dot,
+    write_svg,
+)
 
 __all__ = ["run", "setup_parser"]
+
+# The option's earlier form, still accepted: per-rank series detail becomes per-rank boxes.
+_PROV_DETAIL_AS_DETAIL = {"auto": "auto", "rank": "rank", "job": "node"}
 
 
 def setup_parser(parser: argparse.ArgumentParser) -> None:
@@ -26,25 +40,44 @@ def setup_parser(parser: argparse.ArgumentParser) -> None:
         "--svg", action="store_true", help=f"also render {C.GRAPH_SVG_FILENAME} (needs Graphviz)"
     )
     parser.add_argument(
-        "--prov-detail",
-        choices=C.PROV_DETAIL_CHOICES,
+        "--detail",
+        choices=DETAIL_CHOICES,
         default=None,
-        help="per-rank detail (default: what start_run was given)",
+        help=f"rank: one box per rank; node: ranks collapsed into nodes and groups; "
+        f"auto (default): rank up to {AUTO_RANK_DETAIL_MAX} selected ranks, else node",
     )
+    parser.add_argument(
+        "--node",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="draw only the ranks on this host (shell pattern, e.g. 'nid0001*'); repeatable",
+    )
+    parser.add_argument("--ranks", metavar="RANGES", help="draw only these ranks, e.g. 0-63,100")
+    parser.add_argument("--prov-detail", choices=C.PROV_DETAIL_CHOICES, default=None, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._merge import assemble  # networkx: only when the command runs
+    from .._merge import collect_run
+    from .._merge._dot_input import graph_input
 
     if args.output is None and len(args.run_dirs) > 1:
         raise ConfigError("drawing several run directories needs an output directory (-o OUT_DIR)")
+    detail = args.detail or _PROV_DETAIL_AS_DETAIL[args.prov_detail or "auto"]
+    selection = RankSelection(
+        hosts=tuple(args.node), ranks=parse_rank_ranges(args.ranks) if args.ranks else ()
+    )
     target = Path(args.output or args.run_dirs[0])
+    runs = [graph_input(collect_run(Path(d))) for d in args.run_dirs]
+    picture = dot_graph(runs, detail=detail, selection=selection)
     target.mkdir(parents=True, exist_ok=True)
-    _, graph = assemble(args.run_dirs, prov_detail=args.prov_detail)
-    dot = write_dot(graph, target / C.GRAPH_DOT_FILENAME)
-    print(f"wrote {dot} ({graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges)")
+    dot = write_dot(picture, target / C.GRAPH_DOT_FILENAME)
+    print(
+        f"wrote {dot} ({picture.nodes} nodes, {picture.edges} edges; "
+        f"{'one box per rank' if picture.level == 'rank' else 'ranks collapsed into nodes'})"
+    )
     if args.svg:
-        svg, message = write_svg(dot, target / C.GRAPH_SVG_FILENAME, graph.number_of_nodes())
+        svg, message = write_svg(dot, target / C.GRAPH_SVG_FILENAME, picture.nodes)
         if svg is not None:
             print(f"wrote {svg}")
         if message:

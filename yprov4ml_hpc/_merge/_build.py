@@ -25,7 +25,8 @@ from .. import _constants as C
 from .._errors import ConfigError, DamagedRunError
 from .._rundir import check_label
 from ._consolidate import consolidate as write_consolidated
-from ._dot import write_dot, write_svg
+from ._dot import dot_graph, write_dot, write_svg
+from ._dot_input import graph_input
 from ._graph import build_graph
 from ._inputs import Progress, RunInput, collect_run
 from ._provjson import write_prov_json
@@ -197,10 +198,11 @@ def build(
     document_bytes = write_prov_json(graph, document)
     result = BuildResult(target, document, target / C.SUMMARY_FILENAME, {}, document_bytes, runs)
     if create_graph or create_svg:
-        result.graph_dot = write_dot(graph, target / C.GRAPH_DOT_FILENAME)
+        picture = dot_graph([graph_input(run) for run in runs])
+        result.graph_dot = write_dot(picture, target / C.GRAPH_DOT_FILENAME)
         if create_svg:
             result.graph_svg, message = write_svg(
-                result.graph_dot, target / C.GRAPH_SVG_FILENAME, graph.number_of_nodes()
+                result.graph_dot, target / C.GRAPH_SVG_FILENAME, picture.nodes
             )
             if message:
                 result.messages.append(message)
