@@ -123,10 +123,24 @@ def _literal_text(value: Any) -> str:
 
 def _members(attrs: dict[str, Any]) -> str:
     """``"key":value,...`` of one record's attributes (no braces)."""
-    return ",".join(
-        _key(key) + (_string(_datetime_text(value)) if key in _TIME_KEYS else _literal_text(value))
-        for key, value in attrs.items()
-    )
+    parts = []
+    keys = _KEY_TEXT
+    for key, value in attrs.items():
+        name = keys.get(key)
+        if name is None:
+            name = _key(key)
+            if len(keys) < 4096:
+                keys[key] = name
+        if key in _TIME_KEYS:  # the text is digits and -:.TZ, nothing to escape
+            parts.append(f'{name}"{_datetime_text(value)}"')
+        elif type(value) is int and -_INT32 <= value < _INT32:
+            parts.append(f'{name}{{"$":"{value}","type":"xsd:int"}}')
+        else:
+            parts.append(name + _literal_text(value))
+    return ",".join(parts)
+
+
+_KEY_TEXT: dict[str, str] = {}
 
 
 def element_text(ident: str, attrs: dict[str, Any]) -> str:

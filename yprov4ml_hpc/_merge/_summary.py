@@ -89,7 +89,7 @@ def _rank_entries(runs: list[RunInput], multi: bool) -> list[dict[str, Any]]:
                     entry["problem"] = run.damaged[rank]
             else:
                 attrs = meta["attrs"]
-                own = [s["count"] for s in meta["series"] if _is_own_series(s["context"])]
+                own = [s["count"] for s in meta["series"] if s["context"] not in C.SAMPLER_CONTEXTS]
                 entry = {
                     "rank": rank,
                     "host": _host(meta),
