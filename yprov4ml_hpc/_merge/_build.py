@@ -30,7 +30,8 @@ from ._dot_input import graph_input
 from ._graph import build_graph
 from ._inputs import Progress, RunInput, collect_run
 from ._provjson import write_prov_json
-from ._summary import summarize
+from ._stats import SeriesAggregate
+from ._summary import metric_aggregates, summarize
 
 __all__ = ["BuildResult", "assemble", "build", "document_name"]
 
@@ -102,7 +103,19 @@ def assemble(
     workers: int = 1,
 ) -> tuple[list[RunInput], nx.MultiDiGraph]:
     """Read (or take) the rank metas of every run and build the graph; writes nothing."""
-    dirs = _as_dirs(run_dirs)
+    runs = _collect(_as_dirs(run_dirs), metas=metas, strict=strict, progress=progress, workers=workers)
+    graph, _ = _graph_and_aggregates(runs, prov_detail)
+    return runs, graph
+
+
+def _collect(
+    dirs: list[Path],
+    *,
+    metas: Mapping[int, dict[str, Any] | None] | None,
+    strict: bool,
+    progress: Progress | None,
+    workers: int,
+) -> list[RunInput]:
     if metas is not None and len(dirs) != 1:
         raise ConfigError("metas can be given for one run directory only")
     runs = [
@@ -119,8 +132,15 @@ def assemble(
                 "pass each run directory once"
             )
         seen[key] = run.run_dir
-    graph = build_graph(runs, [_per_rank(run, prov_detail) for run in runs])
-    return runs, graph
+    return runs
+
+
+def _graph_and_aggregates(
+    runs: list[RunInput], prov_detail: str | None
+) -> tuple[nx.MultiDiGraph, dict[tuple[str, str], SeriesAggregate] | None]:
+    """The graph, and for a single run the series aggregates it shares with the summary."""
+    shared = metric_aggregates(runs) if len(runs) == 1 else None
+    return build_graph(runs, [_per_rank(run, prov_detail) for run in runs], shared), shared
 
 
 def summary_text(summary: dict[str, Any]) -> str:
@@ -191,9 +211,8 @@ def build(
         raise ConfigError("merging several run directories needs an output directory (-o OUT_DIR)")
     target = Path(out_dir) if out_dir is not None else dirs[0]
     target.mkdir(parents=True, exist_ok=True)
-    runs, graph = assemble(
-        dirs, metas=metas, prov_detail=prov_detail, strict=strict, progress=progress, workers=workers
-    )
+    runs = _collect(dirs, metas=metas, strict=strict, progress=progress, workers=workers)
+    graph, aggregates = _graph_and_aggregates(runs, prov_detail)
     document = target / document_name(runs)
     document_bytes = write_prov_json(graph, document)
     result = BuildResult(target, document, target / C.SUMMARY_FILENAME, {}, document_bytes, runs)
@@ -214,6 +233,7 @@ def build(
         generated_by=generated_by,
         straggler_factor=straggler_factor,
         finalize_time_s=time.perf_counter() - started,
+        aggregates=aggregates,
     )
     _write_json(result.summary_path, result.summary)
     return result

@@ -129,8 +129,16 @@ def _param_value(record: dict[str, Any]) -> Any:
 class _RunGraph:
     """Adds one run's records under its own prefix."""
 
-    def __init__(self, b: Builder, run: RunInput, prefix: str, per_rank: bool) -> None:
+    def __init__(
+        self,
+        b: Builder,
+        run: RunInput,
+        prefix: str,
+        per_rank: bool,
+        aggregates: dict[tuple[str, str], SeriesAggregate] | None,
+    ) -> None:
         self.b, self.run, self.p, self.per_rank = b, run, prefix, per_rank
+        self.aggregates = aggregates
         self.job = f"{prefix}:job"
         contexts = {s["context"] for m in run.metas.values() for s in m["series"]}
         contexts |= {str(a.get("context")) for m in run.metas.values() for a in m["artifacts"]}
@@ -214,7 +222,9 @@ class _RunGraph:
 
     def _contexts_and_series(self, files: str) -> None:
         b, run, p = self.b, self.run, self.p
-        aggregates = aggregate_series((0, r, "", m) for r, m in run.metas.items())
+        aggregates = self.aggregates
+        if aggregates is None:
+            aggregates = aggregate_series((0, r, "", m) for r, m in run.metas.items())
         if self.per_rank:
             for rank, meta in run.metas.items():
                 present = {s["context"] for s in meta["series"]} | {
@@ -426,8 +436,17 @@ class _RankRecords:
             number += 3
 
 
-def build_graph(runs: Sequence[RunInput], per_rank: Sequence[bool]) -> nx.MultiDiGraph:
-    """The PROV graph of one run, or of several runs chained in the given order."""
+def build_graph(
+    runs: Sequence[RunInput],
+    per_rank: Sequence[bool],
+    aggregates: dict[tuple[str, str], SeriesAggregate] | None = None,
+) -> nx.MultiDiGraph:
+    """The PROV graph of one run, or of several runs chained in the given order.
+
+    ``aggregates``: the series of a single run combined over its ranks, if the caller has them
+    (host and run index do not matter here)."""
+    if aggregates is not None and len(runs) != 1:
+        raise ValueError("aggregates can be given for a single run only")
     b = Builder()
     namespaces = b.graph.graph["namespaces"]
     previous_job: str | None = None
@@ -436,7 +455,7 @@ def build_graph(runs: Sequence[RunInput], per_rank: Sequence[bool]) -> nx.MultiD
         namespaces[prefix] = C.PROV_RUN_NAMESPACE_TEMPLATE.format(
             experiment=run.experiment, run_id=run.run_id
         )
-        job = _RunGraph(b, run, prefix, detail).add()
+        job = _RunGraph(b, run, prefix, detail, aggregates).add()
         if previous_job is not None:
             b.relate("wasInformedBy", job, previous_job)
         previous_job = job

@@ -27,9 +27,9 @@ from typing import Any
 
 from .. import _constants as C
 from ._inputs import RunInput
-from ._stats import aggregate_series, json_number, rank_status
+from ._stats import SeriesAggregate, aggregate_series, json_number, rank_status
 
-__all__ = ["summarize"]
+__all__ = ["metric_aggregates", "summarize"]
 
 _GPU_ENERGY = re.compile(r"^gpu\d+/energy_j$")
 _RAPL_ENERGY = re.compile(r"^rapl/package\d+_energy_j$")
@@ -106,10 +106,18 @@ def _rank_entries(runs: list[RunInput], multi: bool) -> list[dict[str, Any]]:
     return entries
 
 
-def _metric_entries(runs: list[RunInput], multi: bool) -> list[dict[str, Any]]:
-    aggregates = aggregate_series(
+def metric_aggregates(runs: list[RunInput]) -> dict[tuple[str, str], SeriesAggregate]:
+    """Every (context, metric) over all ranks of all runs (the graph of a single run uses these
+    too: computing them once saves a pass over every rank's series)."""
+    return aggregate_series(
         (i, rank, _host(meta), meta) for i, run in enumerate(runs) for rank, meta in run.metas.items()
     )
+
+
+def _metric_entries(
+    runs: list[RunInput], multi: bool, aggregates: dict[tuple[str, str], SeriesAggregate] | None
+) -> list[dict[str, Any]]:
+    aggregates = metric_aggregates(runs) if aggregates is None else aggregates
     out = []
     for agg in aggregates.values():
         entry: dict[str, Any] = {
@@ -269,8 +277,10 @@ def summarize(
     generated_by: str,
     straggler_factor: float = C.DEFAULT_STRAGGLER_FACTOR,
     finalize_time_s: float | None = None,
+    aggregates: dict[tuple[str, str], SeriesAggregate] | None = None,
 ) -> dict[str, Any]:
-    """The summary of one run, or of several runs merged in the given order."""
+    """The summary of one run, or of several runs merged in the given order (``aggregates``:
+    ``metric_aggregates(runs)`` if the caller has it already)."""
     multi = len(runs) > 1
     first = runs[0]
     summary: dict[str, Any] = {
@@ -282,7 +292,7 @@ def summarize(
         "generated_by": generated_by,
         "generated_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
         "ranks": _rank_entries(runs, multi),
-        "metrics": _metric_entries(runs, multi),
+        "metrics": _metric_entries(runs, multi, aggregates),
         "stragglers": [s for run in runs for s in _stragglers(run, straggler_factor, multi)],
         "energy": _energy(runs),
         "collector": _collector(runs, finalize_time_s),
