@@ -62,7 +62,7 @@ def general_element(ident: str, attrs: dict[str, Any]) -> str:
 @pytest.mark.parametrize("value", TRICKY, ids=repr)
 def test_record_text_equals_the_json_encoder(value: Any) -> None:
     attrs = {"yprov4ml:x": value, "prov:startTime": 1_700_000_000_000_001_000, "k\u00e9y\n": "v"}
-    assert element_text("run:r\u00e9\"1", attrs) == general_element("run:r\u00e9\"1", attrs)
+    assert element_text('run:r\u00e9"1', attrs) == general_element('run:r\u00e9"1', attrs)
     roles = {"prov:activity": "run:a\u00e9", "prov:entity": 'run:"e'}
     general = f"{_ENCODER.encode('_:r7')}:{_ENCODER.encode({**roles, **_encode(attrs)})}"
     assert relation_text("used", "_:r7", "run:a\u00e9", 'run:"e', attrs) == general
@@ -99,7 +99,8 @@ def _reference(members: list[tuple[int, int, str, dict[str, Any]]]) -> dict[tupl
     for run, rank, host, meta in members:
         for s in meta["series"]:
             key = (s["context"], s["name"])
-            out.setdefault(key, SeriesAggregate(s["name"], s["context"], s["h5path"])).add(run, rank, host, s["stats"])
+            agg = out.setdefault(key, SeriesAggregate(s["name"], s["context"], s["h5path"]))
+            agg.add(run, rank, host, s["stats"])
     return {key: out[key] for key in sorted(out)}
 
 
