@@ -26,6 +26,21 @@ STATUS_FAILED = "failed"
 STATUS_KILLED = "killed"
 STATUS_INCOMPLETE = "incomplete"
 STATUS_MISSING = "missing"
+STATUS_DAMAGED = (
+    "damaged"  # shown by ls/info for a rank whose file is unreadable (summary: missing + problem)
+)
+# Display order, best first (ls, report, compare), and the job status: the first of
+# JOB_STATUS_PRECEDENCE that any rank has, else finished.
+STATUS_ORDER = (
+    STATUS_FINISHED,
+    STATUS_RUNNING,
+    STATUS_INCOMPLETE,
+    STATUS_KILLED,
+    STATUS_FAILED,
+    STATUS_MISSING,
+    STATUS_DAMAGED,
+)
+JOB_STATUS_PRECEDENCE = (STATUS_FAILED, STATUS_KILLED, STATUS_INCOMPLETE, STATUS_MISSING)
 
 # --- defaults -------------------------------------------------------------------------------
 DEFAULT_SAVE_DIR = "prov"

@@ -38,6 +38,7 @@ from . import _constants as C
 from ._errors import Yprov4mlError, Yprov4mlWarning
 
 if TYPE_CHECKING:
+    from ._reader import RankMeta
     from ._run import Run
 
 __all__ = ["finalize"]
@@ -73,17 +74,17 @@ class _Poller:
         self.delay = self.low
 
 
-def _own_meta(run: Run) -> dict[str, Any] | None:
-    from ._merge import read_merge_meta
+def _own_meta(run: Run) -> RankMeta | None:
+    from ._reader import read_rank_meta
 
     try:
-        return read_merge_meta(run._store.path)
+        return read_rank_meta(run.rank_file, stats=True)
     except Yprov4mlError:
         return None  # rank 0 reads the file itself and reports why it is damaged
 
 
 def _build(
-    run: Run, metas: dict[int, dict[str, Any] | None], started: float, options: dict[str, Any]
+    run: Run, metas: dict[int, RankMeta | None], started: float, options: dict[str, Any]
 ) -> dict[str, Any]:
     """Rank 0: the one build; returns a small, picklable result for every rank."""
     from ._merge import build
@@ -126,7 +127,7 @@ def _mpi_root(run: Run, comm: Any, timeout: float, started: float, options: dict
     from mpi4py import MPI
 
     size = comm.Get_size()
-    metas: dict[int, dict[str, Any] | None] = {0: _own_meta(run)}
+    metas: dict[int, RankMeta | None] = {0: _own_meta(run)}
     acked: set[int] = set()
     status = MPI.Status()
     deadline = time.monotonic() + timeout
@@ -197,14 +198,12 @@ def _mpi_other(run: Run, comm: Any, timeout: float) -> dict[str, Any] | None:
 
 # --- no MPI, several ranks --------------------------------------------------------------------
 def _file_status(path: Path) -> str | None:
-    import h5py
+    from ._reader import read_rank_attrs
 
     try:
-        with h5py.File(path, "r", locking=False) as handle:
-            value = handle.attrs.get("status")
-    except (OSError, KeyError, RuntimeError):
+        return read_rank_attrs(path).status
+    except Yprov4mlError:
         return None  # not there yet, or caught mid-write: look again later
-    return value.decode() if isinstance(value, bytes) else (str(value) if value is not None else None)
 
 
 def _files_root(run: Run, timeout: float, started: float, options: dict[str, Any]) -> dict[str, Any]:

@@ -547,6 +547,11 @@ class Run:
             )
 
     @property
+    def rank_file(self) -> Path:
+        """This rank's file (``ranks/rank_NNNNNN.h5``)."""
+        return self._store.path
+
+    @property
     def ended(self) -> bool:
         return self._ended
 

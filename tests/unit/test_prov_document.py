@@ -3,7 +3,7 @@ and a lossless read-back with the ``prov`` library (warnings are errors here).""
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -14,7 +14,7 @@ import pytest
 from _merge_kit import make_run, merge
 from prov.model import ProvDocument
 
-from yprov4ml_hpc._merge import read_merge_meta
+from yprov4ml_hpc._reader import RankMeta, read_rank_meta
 
 NS = "https://w3id.org/yprov4ml-hpc/ns#"
 XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -131,19 +131,19 @@ def test_incomplete_and_missing_ranks_in_the_document(
     assert job["yprov4ml:status"] == "incomplete"
 
 
-def _clone_metas(meta: dict[str, Any], world_size: int, per_node: int = 4) -> dict[int, dict[str, Any]]:
+def _clone_metas(meta: RankMeta, world_size: int, per_node: int = 4) -> dict[int, RankMeta]:
     metas = {}
     for rank in range(world_size):
-        clone = copy.deepcopy(meta)
-        clone["attrs"].update(
+        attrs = dataclasses.replace(
+            meta.attrs,
             rank=rank,
             world_size=world_size,
             local_rank=rank % per_node,
             host=f"node{rank // per_node:05d}",
             pid=10_000 + rank,
         )
-        clone["params"] = [p for p in clone["params"] if p["name"] != "seed"]
-        metas[rank] = clone
+        params = tuple(p for p in meta.params if p["name"] != "seed")
+        metas[rank] = dataclasses.replace(meta, rank=rank, attrs=attrs, params=params)
     return metas
 
 
@@ -152,7 +152,7 @@ def test_above_16_ranks_a_rank_costs_under_1_kb(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detail: str
 ) -> None:
     made = make_run(tmp_path, monkeypatch, world_size=1)
-    meta = read_merge_meta(made.run_dir / "ranks" / "rank_000000.h5")
+    meta = read_rank_meta(made.run_dir / "ranks" / "rank_000000.h5", stats=True)
     sizes = {}
     for world_size in (64, 256):
         out = tmp_path / f"w{world_size}"
@@ -174,7 +174,7 @@ def test_prov_detail_auto_rank_and_job(tmp_path: Path, monkeypatch: pytest.Monke
 
     assert per_rank_series() == 4  # auto at 2 ranks: 2 series x 2 ranks
     assert per_rank_series(prov_detail="job") == 0
-    meta = read_merge_meta(made.run_dir / "ranks" / "rank_000000.h5")
+    meta = read_rank_meta(made.run_dir / "ranks" / "rank_000000.h5", stats=True)
     raw, _ = read_back(merge(tmp_path / "big", metas=_clone_metas(meta, 20), prov_detail="rank").document)
     assert len([s for s in _of_type(raw, "entity", "MetricSeries").values() if "yprov4ml:rank" in s]) == 40
 

@@ -172,7 +172,7 @@ def _export_csv(run_dir: Path, target: Path) -> None:
     write_replacing(target / "series.csv", _csv_text([["name", "context", "rank", "count", "file"], *index]))
     params: list[list[Any]] = [["rank", "name", "value_json", "type", "context"]]
     for rank in data.ranks:
-        for record in data.meta(rank.rank)["params"]:
+        for record in data.meta(rank.rank).params:
             params.append(
                 [
                     rank.rank,

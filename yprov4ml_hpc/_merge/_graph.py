@@ -25,9 +25,9 @@ from typing import Any
 import networkx as nx
 
 from .. import _constants as C
+from .._reader import RunData, SeriesMeta, SeriesStats
 from ._graph_base import RELATION_ROLES, SAFE_KEY, Builder, DateTime, QName, ranges
-from ._inputs import RunInput
-from ._stats import SeriesAggregate, aggregate_series, rank_status
+from ._stats import SeriesAggregate, aggregate_series
 
 __all__ = ["RELATION_ROLES", "build_graph"]
 
@@ -57,7 +57,7 @@ def _job_status(statuses: list[str]) -> str:
     return C.STATUS_FINISHED
 
 
-def _series_attrs(agg_or_stats: SeriesAggregate | dict[str, Any], name: str, context: str) -> dict[str, Any]:
+def _series_attrs(agg_or_stats: SeriesAggregate | SeriesStats, name: str, context: str) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "prov:type": QName(f"{P}:MetricSeries"),
         f"{P}:name": name,
@@ -74,9 +74,9 @@ def _series_attrs(agg_or_stats: SeriesAggregate | dict[str, Any], name: str, con
         attrs[f"{P}:ranks"] = len(agg_or_stats.ranks)
         nan_count = agg_or_stats.nan_count
     else:
-        values = {k: agg_or_stats[k] for k in ("min", "max", "last")}
-        attrs[f"{P}:count"] = agg_or_stats["count"]
-        nan_count = agg_or_stats["nan_count"]
+        values = {"min": agg_or_stats.min, "max": agg_or_stats.max, "last": agg_or_stats.last}
+        attrs[f"{P}:count"] = agg_or_stats.count
+        nan_count = agg_or_stats.nan_count
     if nan_count:
         attrs[f"{P}:nan_count"] = nan_count
     for key, value in values.items():
@@ -95,11 +95,11 @@ def _param_value(record: dict[str, Any]) -> Any:
 class _RunGraph:
     """Adds one run's records under its own prefix."""
 
-    def __init__(self, b: Builder, run: RunInput, prefix: str, per_rank: bool) -> None:
+    def __init__(self, b: Builder, run: RunData, prefix: str, per_rank: bool) -> None:
         self.b, self.run, self.p, self.per_rank = b, run, prefix, per_rank
         self.job = f"{prefix}:job"
-        contexts = {s["context"] for m in run.metas.values() for s in m["series"]}
-        contexts |= {str(a.get("context")) for m in run.metas.values() for a in m["artifacts"]}
+        contexts = {s.context for m in run.metas.values() for s in m.series}
+        contexts |= {str(a.get("context")) for m in run.metas.values() for a in m.artifacts}
         self.contexts = {name: i for i, name in enumerate(sorted(contexts))}
 
     def rank_file(self, rank: int) -> str:
@@ -112,21 +112,21 @@ class _RunGraph:
     def add(self) -> str:
         b, run, p = self.b, self.run, self.p
         metas = run.metas
-        starts = [int(m["attrs"].get("start_ns", 0)) for m in metas.values()]
-        ends = [int(m["attrs"].get("end_ns", 0)) for m in metas.values()]
-        statuses = [rank_status(m["attrs"]) for m in metas.values()] + [C.STATUS_MISSING] * len(run.missing)
-        first = next(iter(metas.values()))["attrs"]
+        starts = [m.attrs.start_ns for m in metas.values()]
+        ends = [m.attrs.end_ns for m in metas.values()]
+        statuses = [m.attrs.merge_status for m in metas.values()] + [C.STATUS_MISSING] * len(run.missing)
+        first = next(iter(metas.values())).attrs
         job_attrs: dict[str, Any] = {
             "prov:type": QName(f"{P}:Job"),
             f"{P}:run_id": run.run_id,
             f"{P}:experiment": run.experiment,
             f"{P}:world_size": run.world_size,
-            f"{P}:launcher": str(first.get("launcher", "")),
+            f"{P}:launcher": first.launcher,
             f"{P}:status": _job_status(statuses),
             f"{P}:prov_detail": "rank" if self.per_rank else "job",
         }
-        if first.get("job_id"):
-            job_attrs[f"{P}:job_id"] = str(first["job_id"])
+        if first.job_id:
+            job_attrs[f"{P}:job_id"] = first.job_id
         b.element(
             "activity",
             self.job,
@@ -154,13 +154,12 @@ class _RunGraph:
         b, run, p = self.b, self.run, self.p
         by_host: dict[str, list[int]] = {}
         for rank, meta in run.metas.items():
-            by_host.setdefault(str(meta["attrs"].get("host", "")), []).append(rank)
+            by_host.setdefault(meta.attrs.host, []).append(rank)
         node_of: dict[int, str] = {}
         for i, host in enumerate(sorted(by_host)):
             ranks = by_host[host]
-            attrs = [run.metas[r]["attrs"] for r in ranks]
-            starts = [int(a.get("start_ns", 0)) for a in attrs if a.get("start_ns")]
-            ends = [int(a.get("end_ns", 0)) for a in attrs if a.get("end_ns")]
+            starts = [run.metas[r].attrs.start_ns for r in ranks if run.metas[r].attrs.start_ns]
+            ends = [run.metas[r].attrs.end_ns for r in ranks if run.metas[r].attrs.end_ns]
             node = b.element(
                 "activity",
                 f"{p}:node{i}",
@@ -198,21 +197,17 @@ class _RunGraph:
                     )
                 continue
             meta = found
-            attrs = meta["attrs"]
+            attrs = meta.attrs
             rank_attrs: dict[str, Any] = {
                 "prov:type": QName(f"{P}:RankProcess"),
                 f"{P}:rank": rank,
-                f"{P}:local_rank": int(attrs.get("local_rank", 0)),
-                f"{P}:status": rank_status(attrs),
-                f"{P}:pid": int(attrs.get("pid", 0)),
+                f"{P}:local_rank": attrs.local_rank,
+                f"{P}:status": attrs.merge_status,
+                f"{P}:pid": attrs.pid,
             }
-            if not attrs.get("end_ns") and attrs.get("updated_ns"):
-                rank_attrs[f"{P}:last_flush"] = DateTime(int(attrs["updated_ns"]))
-            b.element(
-                "activity",
-                ident,
-                _times(rank_attrs, int(attrs.get("start_ns", 0)), int(attrs.get("end_ns", 0))),
-            )
+            if not attrs.end_ns and attrs.updated_ns:
+                rank_attrs[f"{P}:last_flush"] = DateTime(attrs.updated_ns)
+            b.element("activity", ident, _times(rank_attrs, attrs.start_ns, attrs.end_ns))
             b.relate("wasStartedBy", ident, node_of[rank])
             file_id = b.element(
                 "entity",
@@ -220,7 +215,7 @@ class _RunGraph:
                 {
                     "prov:type": QName(f"{P}:RankFile"),
                     "prov:location": self.rank_file(rank),
-                    f"{P}:bytes": int(meta.get("file_bytes", 0)),
+                    f"{P}:bytes": meta.file_bytes,
                 },
             )
             b.relate("wasGeneratedBy", file_id, ident)
@@ -231,13 +226,11 @@ class _RunGraph:
         aggregates = aggregate_series((0, r, "", m) for r, m in run.metas.items())
         if self.per_rank:
             for rank, meta in run.metas.items():
-                present = {s["context"] for s in meta["series"]} | {
-                    str(a.get("context")) for a in meta["artifacts"]
-                }
+                present = {s.context for s in meta.series} | {str(a.get("context")) for a in meta.artifacts}
                 for context in sorted(present, key=self.contexts.__getitem__):
-                    stats = [s["stats"] for s in meta["series"] if s["context"] == context]
-                    first = [t for s in stats if (t := s["first_time_ns"]) is not None]
-                    last = [t for s in stats if (t := s["last_time_ns"]) is not None]
+                    stats = [s.stats for s in meta.series if s.context == context and s.stats is not None]
+                    first = [t for s in stats if (t := s.first_time_ns) is not None]
+                    last = [t for s in stats if (t := s.last_time_ns) is not None]
                     ident = b.element(
                         "activity",
                         self.context_id(context, rank),
@@ -268,12 +261,12 @@ class _RunGraph:
                 b.relate("wasStartedBy", ident, self.job)
         # (context, name) -> a rank's series entry, built once per rank (the first entry wins, as
         # a linear search would find it): a per-series search is quadratic in the series.
-        by_key: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
+        by_key: dict[int, dict[tuple[str, str], SeriesMeta]] = {}
         if self.per_rank:
             for rank, meta in run.metas.items():
-                index: dict[tuple[str, str], dict[str, Any]] = {}
-                for s in meta["series"]:
-                    index.setdefault((s["context"], s["name"]), s)
+                index: dict[tuple[str, str], SeriesMeta] = {}
+                for s in meta.series:
+                    index.setdefault((s.context, s.name), s)
                 by_key[rank] = index
         for i, ((context, name), agg) in enumerate(aggregates.items()):
             attrs = _series_attrs(agg, name, context)
@@ -286,9 +279,10 @@ class _RunGraph:
                 continue
             for rank in agg.ranks:
                 entry = by_key[rank][(context, name)]
-                rank_attrs = _series_attrs(entry["stats"], name, context)
+                assert entry.stats is not None  # aggregate_series refused series without them
+                rank_attrs = _series_attrs(entry.stats, name, context)
                 rank_attrs[f"{P}:rank"] = rank
-                rank_attrs[f"{P}:h5path"] = entry["h5path"]
+                rank_attrs[f"{P}:h5path"] = entry.h5path
                 rank_attrs["prov:location"] = self.rank_file(rank)
                 per_rank = b.element("entity", f"{p}:m{i}.r{rank}", rank_attrs)
                 b.relate("wasGeneratedBy", per_rank, self.context_id(context, rank))
@@ -298,7 +292,7 @@ class _RunGraph:
         b, run, p = self.b, self.run, self.p
         groups: dict[tuple[str, str], tuple[dict[str, Any], list[int]]] = {}
         for rank, meta in run.metas.items():
-            latest = {record["name"]: record for record in meta["params"]}  # the last one wins
+            latest = {record["name"]: record for record in meta.params}  # the last one wins
             for name, record in latest.items():
                 key = (name, _value_key(record.get("value")))
                 groups.setdefault(key, (record, []))[1].append(rank)
@@ -320,7 +314,7 @@ class _RunGraph:
         index = 0
         for rank, meta in run.metas.items():
             previous: dict[str, str] = {}
-            for record in meta["artifacts"]:
+            for record in meta.artifacts:
                 kind = str(record.get("kind", "artifact"))
                 attrs: dict[str, Any] = {
                     "prov:type": QName(f"{P}:{_KIND_TYPES.get(kind, 'Artifact')}"),
@@ -357,7 +351,7 @@ class _RunGraph:
                 previous[name] = ident
 
 
-def build_graph(runs: Sequence[RunInput], per_rank: Sequence[bool]) -> nx.MultiDiGraph:
+def build_graph(runs: Sequence[RunData], per_rank: Sequence[bool]) -> nx.MultiDiGraph:
     """The PROV graph of one run, or of several runs chained in the given order."""
     b = Builder()
     namespaces = b.graph.graph["namespaces"]

@@ -20,14 +20,13 @@ Definitions (documented in the README):
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import re
 import statistics
 from typing import Any
 
 from .. import _constants as C
-from ._inputs import RunInput
-from ._stats import aggregate_series, json_number, rank_status
+from .._reader import RankMeta, RunData
+from ._stats import aggregate_series, json_number
 
 __all__ = ["summarize"]
 
@@ -39,25 +38,11 @@ _DEFAULT_METHODS = (("gpu", "nvml"), ("rapl/", "rapl"), ("codecarbon/", "codecar
 TOTAL_RULE = "per node: codecarbon where present, else NVML GPU + RAPL counters; total: sum of nodes"
 
 
-def _host(meta: dict[str, Any]) -> str:
-    return str(meta["attrs"].get("host", ""))
-
-
-def _wall_time_s(attrs: dict[str, Any]) -> float | None:
-    start = int(attrs.get("start_ns", 0))
-    end = int(attrs.get("end_ns", 0)) or int(attrs.get("updated_ns", 0))
-    return (end - start) / 1e9 if start and end >= start else None
-
-
-def _is_own_series(context: str) -> bool:
-    return context not in C.SAMPLER_CONTEXTS
-
-
-def _energy_figures(meta: dict[str, Any]) -> dict[str, float]:
+def _energy_figures(meta: RankMeta) -> dict[str, float]:
     return {
-        s["name"]: s["stats"]["last_finite"]
-        for s in meta["series"]
-        if s["context"] == C.ENERGY_CONTEXT and s["stats"]["last_finite"] is not None
+        s.name: s.stats.last_finite
+        for s in meta.series
+        if s.context == C.ENERGY_CONTEXT and s.stats is not None and s.stats.last_finite is not None
     }
 
 
@@ -68,7 +53,7 @@ def _rank_energy(figures: dict[str, float]) -> float | None:
     return sum(counters) if counters else None
 
 
-def _rank_entries(runs: list[RunInput], multi: bool) -> list[dict[str, Any]]:
+def _rank_entries(runs: list[RunData], multi: bool) -> list[dict[str, Any]]:
     entries = []
     for run in runs:
         for rank in range(run.world_size):
@@ -88,16 +73,16 @@ def _rank_entries(runs: list[RunInput], multi: bool) -> list[dict[str, Any]]:
                 if rank in run.damaged:
                     entry["problem"] = run.damaged[rank]
             else:
-                attrs = meta["attrs"]
-                own = [s["count"] for s in meta["series"] if _is_own_series(s["context"])]
+                attrs = meta.attrs
+                own = [s.count for s in meta.series if not s.is_sampler]
                 entry = {
                     "rank": rank,
-                    "host": _host(meta),
-                    "local_rank": int(attrs.get("local_rank", 0)),
-                    "status": rank_status(attrs),
-                    "wall_time_s": json_number(_wall_time_s(attrs)),
+                    "host": attrs.host,
+                    "local_rank": attrs.local_rank,
+                    "status": attrs.merge_status,
+                    "wall_time_s": json_number(attrs.wall_time_s),
                     "steps": max(own, default=0),
-                    "bytes": int(meta.get("file_bytes", 0)),
+                    "bytes": meta.file_bytes,
                     "energy_j": json_number(_rank_energy(_energy_figures(meta))),
                 }
             if multi:
@@ -106,9 +91,9 @@ def _rank_entries(runs: list[RunInput], multi: bool) -> list[dict[str, Any]]:
     return entries
 
 
-def _metric_entries(runs: list[RunInput], multi: bool) -> list[dict[str, Any]]:
+def _metric_entries(runs: list[RunData], multi: bool) -> list[dict[str, Any]]:
     aggregates = aggregate_series(
-        (i, rank, _host(meta), meta) for i, run in enumerate(runs) for rank, meta in run.metas.items()
+        (i, rank, meta.attrs.host, meta) for i, run in enumerate(runs) for rank, meta in run.metas.items()
     )
     out = []
     for agg in aggregates.values():
@@ -134,27 +119,31 @@ def _metric_entries(runs: list[RunInput], multi: bool) -> list[dict[str, Any]]:
     return out
 
 
-def _main_series(run: RunInput) -> tuple[str, str] | None:
+def _main_series(run: RunData) -> tuple[str, str] | None:
     totals: dict[tuple[str, str], int] = {}
     for meta in run.metas.values():
-        for s in meta["series"]:
-            if _is_own_series(s["context"]):
-                key = (s["context"], s["name"])
-                totals[key] = totals.get(key, 0) + s["count"]
+        for s in meta.series:
+            if not s.is_sampler:
+                key = (s.context, s.name)
+                totals[key] = totals.get(key, 0) + s.count
     if not totals:
         return None
     return min(totals, key=lambda key: (-totals[key], key))
 
 
-def _stragglers(run: RunInput, factor: float, multi: bool) -> list[dict[str, Any]]:
+def _stragglers(run: RunData, factor: float, multi: bool) -> list[dict[str, Any]]:
     found: dict[int, list[str]] = {}
     main = _main_series(run)
     if main is not None:
         intervals: dict[int, float] = {}
         for rank, meta in run.metas.items():
-            for s in meta["series"]:
-                if (s["context"], s["name"]) == main and s["stats"]["median_interval_s"] is not None:
-                    intervals[rank] = s["stats"]["median_interval_s"]
+            for s in meta.series:
+                if (
+                    (s.context, s.name) == main
+                    and s.stats is not None
+                    and s.stats.median_interval_s is not None
+                ):
+                    intervals[rank] = s.stats.median_interval_s
         if len(intervals) >= 2:
             median = statistics.median(intervals.values())
             for rank, interval in intervals.items():
@@ -163,7 +152,7 @@ def _stragglers(run: RunInput, factor: float, multi: bool) -> list[dict[str, Any
                         f"median step interval {interval:.6g} s is {interval / median:.2f}x the median "
                         f"over ranks ({median:.6g} s) on {main[1]!r} ({main[0]})"
                     )
-    walls = {r: w for r, m in run.metas.items() if (w := _wall_time_s(m["attrs"])) is not None}
+    walls = {r: w for r, m in run.metas.items() if (w := m.attrs.wall_time_s) is not None}
     if len(walls) >= 2:
         median = statistics.median(walls.values())
         for rank, wall in walls.items():
@@ -175,7 +164,7 @@ def _stragglers(run: RunInput, factor: float, multi: bool) -> list[dict[str, Any
     for rank in sorted(found):
         entry: dict[str, Any] = {
             "rank": rank,
-            "host": _host(run.metas[rank]),
+            "host": run.metas[rank].attrs.host,
             "reason": "; ".join(found[rank]),
         }
         if multi:
@@ -184,17 +173,14 @@ def _stragglers(run: RunInput, factor: float, multi: bool) -> list[dict[str, Any
     return out
 
 
-def _device_counters(meta: dict[str, Any], figures: dict[str, float]) -> dict[str, float]:
+def _device_counters(meta: RankMeta, figures: dict[str, float]) -> dict[str, float]:
     """NVML GPU and RAPL counter figures of one rank, keyed by the device they measure.
 
     A GPU is named by its UUID where the sampler recorded one (two ranks that both see the
     node's GPU 0 through ``CUDA_VISIBLE_DEVICES`` measure the same device), else by its index.
     """
-    info = meta["attrs"].get("sampler_info")
-    try:
-        uuids = json.loads(info).get("gpu_uuids", {}) if isinstance(info, str) else {}
-    except (ValueError, AttributeError):
-        uuids = {}
+    uuids = meta.attrs.sampler_info.get("gpu_uuids")
+    uuids = uuids if isinstance(uuids, dict) else {}
     out: dict[str, float] = {}
     for name, value in figures.items():
         if _GPU_ENERGY.match(name):
@@ -205,7 +191,7 @@ def _device_counters(meta: dict[str, Any], figures: dict[str, float]) -> dict[st
     return out
 
 
-def _energy(runs: list[RunInput]) -> dict[str, Any]:
+def _energy(runs: list[RunData]) -> dict[str, Any]:
     per_node: dict[str, float] = {}
     emissions: float | None = None
     methods: dict[str, set[str]] = {}
@@ -217,15 +203,14 @@ def _energy(runs: list[RunInput]) -> dict[str, Any]:
             figures = _energy_figures(meta)
             if not figures:
                 continue
-            declared = meta["attrs"].get("energy_methods")
-            declared = json.loads(declared) if isinstance(declared, str) and declared.startswith("{") else {}
+            declared = meta.attrs.energy_methods
             for name in figures:
                 default = next((m for prefix, m in _DEFAULT_METHODS if name.startswith(prefix)), "unknown")
                 methods.setdefault(name, set()).add(str(declared.get(name, default)))
-            node = nodes.setdefault(_host(meta), {})
+            node = nodes.setdefault(meta.attrs.host, {})
             if _CC_ENERGY in figures:
                 node["cc"] = node.get("cc", 0.0) + figures[_CC_ENERGY]
-            node_devices = devices.setdefault(_host(meta), {})
+            node_devices = devices.setdefault(meta.attrs.host, {})
             for key, value in _device_counters(meta, figures).items():
                 # Ranks sharing one visible GPU all measure it: count each device once.
                 node_devices[key] = max(value, node_devices.get(key, value))
@@ -250,21 +235,19 @@ def _energy(runs: list[RunInput]) -> dict[str, Any]:
     }
 
 
-def _collector(runs: list[RunInput], finalize_time_s: float | None) -> dict[str, Any]:
-    def total(key: str, cast: type) -> Any:
-        return cast(sum(cast(m["attrs"].get(key, 0)) for run in runs for m in run.metas.values()))
-
+def _collector(runs: list[RunData], finalize_time_s: float | None) -> dict[str, Any]:
+    metas = [m.attrs for run in runs for m in run.metas.values()]
     return {
-        "log_calls": total("log_calls", int),
-        "flushes": total("flushes", int),
-        "flush_time_s": total("flush_time_s", float),
+        "log_calls": sum(a.log_calls for a in metas),
+        "flushes": sum(a.flushes for a in metas),
+        "flush_time_s": float(sum(a.flush_time_s for a in metas)),
         "finalize_time_s": None if finalize_time_s is None else round(finalize_time_s, 6),
-        "bytes_written": total("bytes_written", int),
+        "bytes_written": sum(a.bytes_written for a in metas),
     }
 
 
 def summarize(
-    runs: list[RunInput],
+    runs: list[RunData],
     *,
     generated_by: str,
     straggler_factor: float = C.DEFAULT_STRAGGLER_FACTOR,

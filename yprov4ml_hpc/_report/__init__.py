@@ -7,7 +7,6 @@ made one, else an inline SVG drawn here) and the artifacts.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Sequence
@@ -93,22 +92,12 @@ def _status_counts(data: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
-def _json_attr(value: Any) -> Any:
-    """Rank files keep lists and dicts as JSON text in HDF5 attributes."""
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _overview(root: Path, run: RunData, summary: RunSummary) -> str:
     starts = [r.start_ns for r in run.ranks if r.start_ns]
     ends = [r.end_ns for r in run.ranks if r.end_ns]
-    first = run.ranks[0].attrs if run.ranks else {}
-    versions = _json_attr(first.get("versions"))
-    command = _json_attr(first.get("command"))
+    first = run.meta(run.ranks[0].rank).attrs if run.ranks else None
+    versions = first.versions if first else {}
+    command = first.command if first else None
     pairs: list[tuple[str, Any]] = [
         ("experiment", run.experiment),
         ("run id", run.run_id),
@@ -117,17 +106,18 @@ def _overview(root: Path, run: RunData, summary: RunSummary) -> str:
         ("nodes", ", ".join(sorted({r.host for r in run.ranks}))[:400]),
         (
             "launcher",
-            f"{first.get('launcher', '?')}" + (f" (job {first['job_id']})" if first.get("job_id") else ""),
+            ((first.launcher if first else "") or "?")
+            + (f" (job {first.job_id})" if first and first.job_id else ""),
         ),
         ("started", _time(min(starts) if starts else None)),
         ("ended", _time(max(ends) if ends else None)),
         ("duration", H.fmt_seconds((max(ends) - min(starts)) / 1e9) if starts and ends else "\u2013"),
         ("command", " ".join(command) if isinstance(command, list) else str(command or "\u2013")),
-        ("working directory", first.get("cwd", "\u2013")),
-        ("user namespace", first.get("user_namespace") or "\u2013"),
+        ("working directory", (first.cwd if first else "") or "\u2013"),
+        ("user namespace", (first.user_namespace if first else "") or "\u2013"),
         (
             "versions",
-            ", ".join(f"{k} {v}" for k, v in versions.items()) if isinstance(versions, dict) else "\u2013",
+            ", ".join(f"{k} {v}" for k, v in versions.items()) or "\u2013",
         ),
     ]
     prov = sorted(root.glob("prov_*.json"))

@@ -93,8 +93,7 @@ def load_summary(
     # The merge's own reader and summarizer, so these numbers are exactly what `merge` would
     # write; in memory only: summary.json appearing in a live run's directory is the signal
     # its finalize waits for, so a read-only command must never write it.
-    from .._merge import collect_run
     from .._merge._summary import summarize
 
-    run_input = collect_run(data.run_dir, progress=progress)
-    return RunSummary(summarize([run_input], generated_by="merge"), "computed")
+    with_stats = load_run(data.run_dir, stats=True, progress=progress)
+    return RunSummary(summarize([with_stats], generated_by="merge"), "computed")

@@ -244,8 +244,8 @@ def graph_section(root: Path, run: RunData, data: dict[str, Any]) -> str:
     agents = [
         "user"
         + (
-            f" ({run.ranks[0].attrs.get('user_namespace')})"
-            if run.ranks and run.ranks[0].attrs.get("user_namespace")
+            f" ({run.meta(run.ranks[0].rank).attrs.user_namespace})"
+            if run.ranks and run.meta(run.ranks[0].rank).attrs.user_namespace
             else ""
         ),
         "yprov4ml-hpc",
