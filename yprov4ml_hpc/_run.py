@@ -12,11 +12,12 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import _active as _slot
 from . import _constants as C
 from ._buffer import MetricBuffer
 from ._context import Context, context_name
@@ -36,6 +37,21 @@ __all__ = ["Run"]
 
 _time_ns = time.time_ns
 _MIN_RING = 64
+
+
+_END_STATUSES = (C.STATUS_FINISHED, C.STATUS_FAILED, C.STATUS_KILLED)
+
+
+def check_end_options(*, finalize_timeout_s: float | None = None, prov_detail: str | None = None) -> None:
+    """Refuse bad options of :meth:`Run.end` before anything is closed."""
+    if prov_detail is not None and prov_detail not in C.PROV_DETAIL_CHOICES:
+        raise ConfigError(f"prov_detail must be one of {C.PROV_DETAIL_CHOICES}, got {prov_detail!r}")
+    if finalize_timeout_s is not None and not (
+        isinstance(finalize_timeout_s, (int, float))
+        and not isinstance(finalize_timeout_s, bool)
+        and finalize_timeout_s >= 0
+    ):
+        raise ConfigError(f"finalize_timeout_s must be a number >= 0, got {finalize_timeout_s!r}")
 
 
 class Run:
@@ -555,6 +571,69 @@ class Run:
     def ended(self) -> bool:
         return self._ended
 
+    def end(
+        self,
+        status: str = C.STATUS_FINISHED,
+        reason: str = "end_run",
+        *,
+        finalize: bool | None = None,
+        create_graph: bool = False,
+        create_svg: bool = False,
+        finalize_timeout_s: float | None = None,
+        prov_detail: str | None = None,
+    ) -> Path:
+        """End this run: close the rank file as ``status``, then write the job's document.
+
+        What ``end_run()``, a ``with`` block, the process hooks and the Lightning logger call.
+        ``finalize`` (default: :meth:`finalizes_when`) writes the PROV document and
+        summary.json; a finished run finalizes collectively on every rank, a failed or
+        interrupted one on a single-rank job or on rank 0 (which waits at most
+        ``finalize_timeout_s`` for the others; they, having failed, do not wait for it).
+        The options are ``end_run``'s.  Ending an ended run does nothing.  Returns the run
+        directory.
+        """
+        check_end_options(finalize_timeout_s=finalize_timeout_s, prov_detail=prov_detail)
+        if status not in _END_STATUSES:
+            raise ConfigError(f"status must be one of {_END_STATUSES}, got {status!r}")
+        if self._ended:  # e.g. end_run() inside a `with` block: close and finalize only once
+            _slot.release(self)
+            return self.run_dir
+        if prov_detail is not None:
+            self.prov_detail = prov_detail  # close() writes it into the rank file
+        try:
+            self.close(status, reason)
+        finally:
+            _slot.release(self)
+        if finalize if finalize is not None else self.finalizes_when(status):
+            from ._finalize import finalize as finalize_job
+
+            finalize_job(
+                self,
+                timeout_s=finalize_timeout_s,
+                prov_detail=prov_detail,
+                create_graph=create_graph,
+                create_svg=create_svg,
+            )
+        return self.run_dir
+
+    def finalizes_when(self, status: str) -> bool:
+        """Whether ending as ``status`` writes the document by default (see :meth:`end`).
+
+        A failed rank other than 0 must not wait for the others (they may be stuck in a
+        collective it left); rank 0 waits with the finalize timeout, so a job whose rank 0
+        failed still gets its document with every other rank's status as its file says.
+        """
+        return status == C.STATUS_FINISHED or self.launch.world_size <= 1 or self.launch.rank == 0
+
+    @property
+    def writing_on_this_thread(self) -> bool:
+        """Whether this thread is inside a write of the rank file (a signal handler's question)."""
+        return self._store.held_by_current_thread() or (self._ended and self._store.is_open)
+
+    def after_write(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the write in progress on this thread releases the file."""
+        self._store.deferred = action
+
     def close(self, status: str, reason: str) -> None:
         """Stop the timer, flush everything, mark the file with ``status`` and close it.
 
@@ -619,17 +698,10 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        from ._api import _end_active
-
         status = C.STATUS_FINISHED if exc_type is None else C.STATUS_FAILED
         if exc_type is KeyboardInterrupt:
             status = C.STATUS_KILLED
-        _end_active(
-            self,
-            status,
-            f"context manager exit ({exc_type.__name__ if exc_type else 'ok'})",
-            finalize=exc_type is None,  # an escaping exception must not wait for other ranks
-        )
+        self.end(status, f"context manager exit ({exc_type.__name__ if exc_type else 'ok'})")
 
     def __repr__(self) -> str:
         return (

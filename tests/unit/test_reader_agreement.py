@@ -23,7 +23,11 @@ from yprov4ml_hpc._reader import load_run, read_run_header, scan_rank_files
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "yprov4ml_hpc", *args], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "yprov4ml_hpc", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -51,7 +55,7 @@ def test_load_run_counts_damaged_missing_and_duplicate(crafted: Path) -> None:
     assert run.missing_ranks == [1, 2, 3]
     assert sorted(run.damaged) == [3]
     assert sorted(name for name, _ in run.problems) == ["rank_0000000.h5", "rank_000003.h5"]
-    with pytest.raises(DamagedRunError, match="rank_0000000.h5"):
+    with pytest.raises(DamagedRunError, match=r"rank_0000000\.h5"):
         load_run(crafted, strict=True)
     header = read_run_header(crafted)
     assert (header.world_size, header.missing_ranks, sorted(header.damaged)) == (4, [1, 2, 3], [3])

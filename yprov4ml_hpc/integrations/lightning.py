@@ -220,10 +220,8 @@ class Yprov4mlLogger(_LoggerBase):
         if not self._owns_run:
             return run.run_dir
         if failed:
-            return _api._end_active(run, C.STATUS_FAILED, "lightning finalize(failed)")
-        if _api.active_run() is run:
-            return _api.end_run()
-        return run.run_dir
+            return run.end(C.STATUS_FAILED, "lightning finalize(failed)")
+        return run.end(C.STATUS_FINISHED, "lightning finalize")
 
     def _live_run(self, what: str) -> Run | None:
         if self._ended:
