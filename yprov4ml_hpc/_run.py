@@ -260,7 +260,7 @@ class Run:
             buf.step_view[i] = step
         buf.next_step = step + 1
         buf.time_view[i] = _time_ns() if timestamp is None else coerce_timestamp_ns(key, timestamp)
-        buf.head = head + 1
+        buf.head = head + 1  # the steps of _append_point, inlined: keep the two equal
 
     def log_metrics(
         self, metrics: Mapping[str, float], context: object = None, step: int | None = None
@@ -268,9 +268,8 @@ class Run:
         """Log several metrics at once (same context and step)."""
         if not isinstance(metrics, Mapping):
             raise TypeError(f"log_metrics takes a mapping of name -> value, got {type(metrics).__name__}")
-        # The same steps as log_metric, inlined: one clock read and no call per point
-        # (all points of one call share a timestamp).  A bad entry raises after the
-        # entries before it were recorded.
+        # One clock read for the call: all its points share a timestamp.  A bad entry raises
+        # after the entries before it were recorded.
         now = _time_ns()
         for key, value in metrics.items():
             try:
@@ -279,23 +278,32 @@ class Run:
                 buf = None
             if buf is None:
                 buf = self._new_series(key, context)
-            head = buf.head
-            if head - buf.tail >= buf.capacity:
-                self._flush_series(buf)
-            i = head % buf.capacity
-            try:
-                buf.value_view[i] = value
-            except (TypeError, ValueError, OverflowError):
-                buf.value_view[i] = coerce_metric_value(key, value)
-            point_step = buf.next_step if step is None else step
-            try:
-                buf.step_view[i] = point_step
-            except (TypeError, ValueError, OverflowError):
-                point_step = coerce_step(key, point_step)
-                buf.step_view[i] = point_step
-            buf.next_step = point_step + 1
-            buf.time_view[i] = now
-            buf.head = head + 1
+            self._append_point(buf, value, step, now)
+
+    def _append_point(self, buf: MetricBuffer, value: object, step: object, time_ns: int) -> None:
+        """The ring producer, written once for the cold paths (log_metrics, the samplers).
+
+        ``log_metric`` inlines these same steps (a call costs ~60 ns on its hot path);
+        tests/unit/test_ring_producer.py keeps the two equal in behaviour, errors included.
+        """
+        head = buf.head
+        if head - buf.tail >= buf.capacity:
+            self._flush_series(buf)
+        i = head % buf.capacity
+        try:
+            buf.value_view[i] = value
+        except (TypeError, ValueError, OverflowError):
+            buf.value_view[i] = coerce_metric_value(buf.name, value)
+        if step is None:
+            step = buf.next_step
+        try:
+            buf.step_view[i] = step
+        except (TypeError, ValueError, OverflowError):
+            step = coerce_step(buf.name, step)
+            buf.step_view[i] = step
+        buf.next_step = step + 1  # type: ignore[operator]  # an int: the ring accepted it
+        buf.time_view[i] = time_ns
+        buf.head = head + 1
 
     def _new_series(self, key: object, context: object) -> MetricBuffer:
         """Slow path for the first point of a series: validate, then allocate its ring."""
@@ -323,15 +331,7 @@ class Run:
             return
         # Samplers pass valid names and string contexts; their final reads arrive during close().
         buf = self._series.get((name, context)) or self._series_buffer(name, context)
-        head = buf.head
-        if head - buf.tail >= buf.capacity:
-            self._flush_series(buf)
-        i = head % buf.capacity
-        buf.value_view[i] = float(value)
-        buf.step_view[i] = buf.next_step if step is None else int(step)
-        buf.next_step = buf.step_view[i] + 1
-        buf.time_view[i] = time_ns
-        buf.head = head + 1
+        self._append_point(buf, value, step, time_ns)
 
     # --- flushing ----------------------------------------------------------------------------
     def log_calls(self) -> int:
