@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 
+from . import _constants as C
 from ._constants import DEFAULT_CONTEXT
 from ._names import check_utf8
 
@@ -20,9 +21,9 @@ class Context(str, enum.Enum):
     INFERENCE = "inference"
     DATASETS = "datasets"
     MODELS = "models"
-    SYSTEM = "system"
-    ENERGY = "energy"
-    GPU = "gpu"
+    SYSTEM = C.SYSTEM_CONTEXT
+    ENERGY = C.ENERGY_CONTEXT
+    GPU = C.GPU_CONTEXT
 
     def __str__(self) -> str:
         return self.value

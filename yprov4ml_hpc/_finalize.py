@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
 from ._errors import Yprov4mlError, Yprov4mlWarning
+from ._output import write_replacing
 
 if TYPE_CHECKING:
     from ._reader import RankMeta
@@ -222,7 +223,7 @@ def _files_root(run: Run, timeout: float, started: float, options: dict[str, Any
     if not result["ok"]:
         # The others wait for summary.json; tell them it is not coming.
         try:
-            (run.run_dir / FINALIZE_FAILED_FILENAME).write_text(result["error"] + "\n", encoding="utf-8")
+            write_replacing(run.run_dir / FINALIZE_FAILED_FILENAME, result["error"] + "\n")
         except OSError:
             pass
     return result

@@ -86,7 +86,7 @@ class Run:
             raise ConfigError(
                 f"flush_interval_s must be a number >= 0 (0 disables the timer), got {flush_interval_s!r}"
             )
-        if prov_detail not in ("auto", "rank", "job"):
+        if prov_detail not in C.PROV_DETAIL_CHOICES:
             raise ConfigError(f"prov_detail must be 'auto', 'rank' or 'job', got {prov_detail!r}")
         self.experiment = experiment_name
         self.user_namespace = prov_user_namespace

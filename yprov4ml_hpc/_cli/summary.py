@@ -78,7 +78,7 @@ def _print_ranks(ranks: list[dict[str, Any]], stragglers: set[tuple[str, int]], 
         rows = []
         for host, members in nodes.items():
             walls = [r["wall_time_s"] for r in members if isinstance(r.get("wall_time_s"), (int, float))]
-            done = sum(1 for r in members if r.get("status") == "finished")
+            done = sum(1 for r in members if r.get("status") == C.STATUS_FINISHED)
             rows.append(
                 [
                     host,

@@ -21,6 +21,7 @@ import networkx as nx
 
 from .. import _constants as C
 from .._errors import ConfigError, DamagedRunError, MergeError
+from .._output import output_folder, write_replacing
 from .._reader import Progress, RankMeta, RunData, load_run
 from .._rundir import check_label
 from ._consolidate import consolidate as write_consolidated
@@ -155,9 +156,7 @@ def summary_text(summary: dict[str, Any]) -> str:
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(summary_text(value), encoding="utf-8")
-    os.replace(tmp, path)
+    write_replacing(path, summary_text(value))
 
 
 def build(
@@ -192,7 +191,7 @@ def build(
     if out_dir is None and len(dirs) > 1:
         raise ConfigError("merging several run directories needs an output directory (-o OUT_DIR)")
     target = Path(out_dir) if out_dir is not None else dirs[0]
-    target.mkdir(parents=True, exist_ok=True)
+    output_folder(target)
     runs, graph = assemble(
         dirs, metas=metas, prov_detail=prov_detail, strict=strict, progress=progress, workers=workers
     )

@@ -15,13 +15,13 @@ group's ``problems`` attribute.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
 
 from .. import _constants as C
+from .._output import replacing
 from .._reader import Progress, RankMeta, RunData
 from .._reader._rank import read_series_arrays
 from .._rundir import run_dir_name
@@ -56,10 +56,9 @@ def _copy_rank(meta: RankMeta, target: h5py.Group) -> None:
 
 def consolidate(runs: Sequence[RunData], path: Path, progress: Progress | None = None) -> Path:
     """Write ``path`` (atomically) holding every readable rank's series of every run."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     total = sum(len(run.metas) for run in runs)
     done = 0
-    with h5py.File(tmp, "w") as out:
+    with replacing(path) as handle, h5py.File(handle, "w") as out:
         out.attrs["schema"] = "yprov4ml_hpc/consolidated"
         out.attrs["schema_version"] = 1
         for run in runs:
@@ -73,5 +72,4 @@ def consolidate(runs: Sequence[RunData], path: Path, progress: Progress | None =
                 done += 1
                 if progress is not None:
                     progress(done, total, "ranks consolidated")
-    os.replace(tmp, path)
     return path

@@ -7,13 +7,13 @@ caller: a missing or failing ``dot`` becomes a one-line message.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _constants as C
+from .._output import write_replacing
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -56,9 +56,7 @@ def write_dot(graph: nx.MultiDiGraph, path: Path) -> Path:
     for source, target, data in graph.edges(data=True):
         lines.append(f"  {_quote(source)} -> {_quote(target)} [label={_quote(data['rel'])}];")
     lines.append("}")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_replacing(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -76,9 +74,9 @@ def write_svg(dot_path: Path, svg_path: Path, nodes: int) -> tuple[Path | None, 
             f"render {dot_path.name} yourself (e.g. dot -Tsvg) if you need it"
         )
     try:
-        subprocess.run(
-            [dot, "-Tsvg", str(dot_path), "-o", str(svg_path)], check=True, capture_output=True, timeout=300
-        )
+        # To stdout, not `-o svg_path`: dot would write through a link planted under that name.
+        proc = subprocess.run([dot, "-Tsvg", str(dot_path)], check=True, capture_output=True, timeout=300)
+        write_replacing(svg_path, proc.stdout)
     except (OSError, subprocess.SubprocessError) as exc:
         return None, f"{svg_path.name} not written: dot failed ({exc})"
     return svg_path, None

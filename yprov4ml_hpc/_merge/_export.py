@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -22,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import _constants as C
-from .._errors import ConfigError, MergeError, StorageError
+from .._errors import ConfigError, MergeError
 from .._names import escape_name
+from .._output import output_folder, write_replacing
 from .._reader import load_run
 
-__all__ = ["FORMATS", "export", "find_document", "output_folder", "write_replacing"]
+__all__ = ["FORMATS", "export", "find_document"]
 
 # format -> file suffix of the default output name (None: a directory)
 FORMATS: dict[str, str | None] = {
@@ -90,35 +90,6 @@ def _export_prov(document: Path, fmt: str, target: Path) -> None:
     if text is None:
         raise ConfigError(f"the prov library wrote nothing for {fmt}")
     write_replacing(target, text if isinstance(text, str) else text.decode("utf-8"))
-
-
-def write_replacing(target: Path, data: str | bytes) -> None:
-    """Write ``data`` (text as UTF-8) to a new temporary file beside ``target``, then rename it
-    over ``target``: whatever ``target`` was (a symlink planted in a run directory included)
-    is replaced, never written through."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()  # a stale temporary (or a planted link): removed, never followed
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def output_folder(path: Path) -> Path:
-    """Create the folder ``path`` (and its parents) to write into; refuse one that is a symlink,
-    which a crafted run directory could point anywhere."""
-    if path.is_symlink():
-        raise StorageError(f"{path} is a symlink; refusing to write through it (remove it or pass -o)")
-    path.mkdir(parents=True, exist_ok=True)
-    if path.is_symlink() or not path.is_dir():
-        raise StorageError(f"{path} is not a plain folder; refusing to write into it")
-    return path
 
 
 def _exact(value: float) -> float | str:

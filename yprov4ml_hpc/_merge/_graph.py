@@ -39,7 +39,7 @@ _STANDARD_ARTIFACT_KEYS = frozenset(
 _KIND_TYPES = {"model": "Model", "dataset": "Dataset"}
 # One encoder for the value key of every param of every rank (json.dumps builds one per call).
 _value_key = json.JSONEncoder(sort_keys=True, default=str).encode
-_STATUS_ORDER = (C.STATUS_FAILED, C.STATUS_KILLED, C.STATUS_INCOMPLETE, C.STATUS_MISSING)
+
 
 
 def _times(attrs: dict[str, Any], start: int | None, end: int | None) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def _times(attrs: dict[str, Any], start: int | None, end: int | None) -> dict[st
 
 
 def _job_status(statuses: list[str]) -> str:
-    for status in _STATUS_ORDER:
+    for status in C.JOB_STATUS_PRECEDENCE:
         if status in statuses:
             return status
     return C.STATUS_FINISHED

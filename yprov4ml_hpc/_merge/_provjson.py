@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
+from .._output import write_replacing
 from ._graph_base import RELATION_ROLES, DateTime, QName
 
 __all__ = ["format_datetime", "literal", "write_prov_json"]
@@ -93,8 +93,4 @@ def write_prov_json(graph: nx.MultiDiGraph, path: Path) -> int:
         if records:
             parts.append(f'"{name}":{{\n' + ",\n".join(records) + "\n}")
     text = ",\n".join(parts) + "}\n"
-    data = text.encode("utf-8")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return len(data)
+    return write_replacing(path, text)

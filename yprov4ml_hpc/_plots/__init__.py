@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ConfigError, MissingDependencyError
-from .._merge._export import output_folder, write_replacing
+from .._output import output_folder, write_replacing
 from .._progress import Progress
 from .._reader import RunData, Series
 from .._report._summary import SAMPLER_CONTEXTS

@@ -15,6 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from .. import _constants as C
 from .._reader import RunData
 from .._version import __version__
 from . import _html as H
@@ -183,7 +184,7 @@ def _ranks(data: dict[str, Any]) -> str:
             (r for r in ranks if isinstance(r.get("wall_time_s"), (int, float))),
             key=lambda r: r["wall_time_s"],
         )
-        keep = {r["rank"] for r in ranks if r.get("status") != "finished"} | set(notes)
+        keep = {r["rank"] for r in ranks if r.get("status") != C.STATUS_FINISHED} | set(notes)
         keep |= {r["rank"] for r in walls[:10] + walls[-10:]}
         shown = [r for r in ranks if r["rank"] in keep]
         intro = (

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 # Contexts written by the background samplers; everything else is the user's own metrics.
-SAMPLER_CONTEXTS = frozenset({"gpu", "energy", "system"})
+SAMPLER_CONTEXTS = frozenset(C.SAMPLER_CONTEXTS)
 
 ProgressHook = Callable[[int, int, str], None]
 

@@ -16,19 +16,13 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from .. import _constants as C
 from .._reader import RunData
 from ._format import fmt_seconds
 
 __all__ = ["STATUS_COLORS", "TreeRank", "graph_section", "tree_svg"]
 
-STATUS_COLORS = {
-    "finished": "#4caf50",
-    "failed": "#e53935",
-    "killed": "#fb8c00",
-    "incomplete": "#8e24aa",
-    "running": "#8e24aa",
-    "missing": "#bdbdbd",
-}
+STATUS_COLORS = {s: c for s, c in C.STATUS_COLORS.items() if s != C.STATUS_DAMAGED}  # a summary's statuses
 ACTIVITY = "#dbe8fb"  # PROV's usual colours: activities blue, entities yellow, agents orange
 ENTITY = "#fff3c4"
 AGENT = "#fde0c5"

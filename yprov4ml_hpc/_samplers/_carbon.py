@@ -15,6 +15,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from .. import _constants as C
+
 CARBON_EXTRA_HINT = 'pip install "yprov4ml-hpc[carbon]"'
 NOT_INSTALLED = f"codecarbon is not installed; for carbon figures: {CARBON_EXTRA_HINT}"
 METHOD_CODECARBON = "codecarbon_estimate"
@@ -84,7 +86,7 @@ class CarbonSampler:
     def start(self) -> str | None:
         """Create and start the tracker (slow). Returns why it could not, or None."""
         # codecarbon sets its logger level from this variable when first imported.
-        os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
+        os.environ.setdefault(C.ENV_CODECARBON_LOG_LEVEL, "error")
         try:
             tracker_cls = importlib.import_module("codecarbon").OfflineEmissionsTracker
             for version_kwargs in _NO_FILE_KWARGS:

@@ -19,6 +19,8 @@ from yprov4ml_hpc._samplers._nvml import (
     owned_gpus,
 )
 
+from .. import _constants as C
+
 METHOD_COUNTER = "nvml_energy_counter"
 METHOD_POWER_INTEGRATION = "nvml_power_integration"
 
@@ -170,7 +172,7 @@ def open_gpu_sampler(
             uuids.append(backend.uuid(index))
         except NvmlQueryError:
             uuids.append("")
-    cuda_visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    cuda_visible = os.environ.get(C.ENV_CUDA_VISIBLE_DEVICES)
     gpus = owned_gpus(gpu_ids, cuda_visible, local_rank, local_size, count, uuids=uuids)
     dropped = sorted(set(gpu_ids or ()) - set(gpus))
     if dropped:

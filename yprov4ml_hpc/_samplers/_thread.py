@@ -25,12 +25,14 @@ from yprov4ml_hpc._samplers._gpu import GpuSampler, open_gpu_sampler
 from yprov4ml_hpc._samplers._process import NodeSampler, ProcessSampler
 from yprov4ml_hpc._samplers._rapl import RaplSampler
 
+from .. import _constants as C
+
 #: record(name, value, context, step, time_ns); step None = next step of that series.
 Record = Callable[[str, float, str, int | None, int], None]
 
-CONTEXT_GPU = "gpu"
-CONTEXT_ENERGY = "energy"
-CONTEXT_SYSTEM = "system"
+CONTEXT_GPU = C.GPU_CONTEXT
+CONTEXT_ENERGY = C.ENERGY_CONTEXT
+CONTEXT_SYSTEM = C.SYSTEM_CONTEXT
 THREAD_NAME = "yprov4ml-sampler"
 
 _ENERGY_MIN_PERIOD_NS = 1_000_000_000  # NVML energy counter: <= 1 Hz (a read costs ~4 ms)

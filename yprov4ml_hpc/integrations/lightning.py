@@ -36,7 +36,7 @@ from .._rundir import fresh_run_id
 __all__ = ["ENV_RUN_ID", "Yprov4mlLogger", "context_of"]
 
 #: Shared run id for the processes of Lightning's own launcher (they inherit the environment).
-ENV_RUN_ID = "YPROV4ML_HPC_LIGHTNING_RUN_ID"
+ENV_RUN_ID = C.ENV_LIGHTNING_RUN_ID
 
 # With one of these set, a launcher placed the process; start_run detects rank and world itself.
 _LAUNCHER_VARS = (*C.MPI_RANK_VARS, C.TORCH_RANK_VAR, C.SLURM_STEP_VAR)
@@ -206,7 +206,7 @@ class Yprov4mlLogger(_LoggerBase):
         ranks; ``yprov4ml-hpc merge`` then makes the document from the files.
         """
         if self._end_on_finalize:
-            self.end_run(failed=status == "failed")
+            self.end_run(failed=status == C.STATUS_FAILED)
 
     # --- ours ---------------------------------------------------------------------------------
     def end_run(self, failed: bool = False) -> Path | None:
