@@ -147,7 +147,7 @@ def _write_rank_files(save_dir: Path, world_size: int, steps: int) -> Path:
 
 
 def bench_offline(world_size: int, workdir: Path) -> dict[str, Any]:
-    from yprov4ml_hpc._merge import build
+    import yprov4ml_hpc
 
     started = time.perf_counter()
     run_dir = _write_rank_files(workdir / "offline", world_size, 100)
@@ -157,7 +157,7 @@ def bench_offline(world_size: int, workdir: Path) -> dict[str, Any]:
     for _ in range(2):  # alternate serial and parallel reading (what `yprov4ml-hpc merge` does)
         for count, samples in times.items():
             started = time.perf_counter()
-            result = build(run_dir, workers=count)
+            result = yprov4ml_hpc.merge(run_dir, workers=count)
             samples.append(time.perf_counter() - started)
     print(f"offline {world_size}: {times}", file=sys.stderr, flush=True)
     return {

@@ -10,6 +10,9 @@ Drop-in for yProv4ML user code::
         prov4ml.log_metric("loss", 0.5, context=prov4ml.Context.TRAINING, step=step)
     run_dir = prov4ml.end_run()
 
+Offline, ``merge(run_dirs)`` writes the document of a run from its rank files and
+``export(run_dir, format)`` converts it; ``load_run(run_dir)`` reads any run.
+
 Importing this package loads only NumPy and h5py: MPI, NVML, codecarbon, matplotlib, prov
 and networkx are imported by the features that need them.
 """
@@ -47,6 +50,7 @@ from ._errors import (
     Yprov4mlError,
     Yprov4mlWarning,
 )
+from ._offline import export, merge
 from ._reader import RankInfo, RunData, Series, load_run
 from ._run import Run
 from ._version import __version__
@@ -70,6 +74,7 @@ __all__ = [
     "__version__",
     "active_run",
     "end_run",
+    "export",
     "get_run_dir",
     "load_run",
     "log_artifact",
@@ -86,5 +91,6 @@ __all__ = [
     "log_params",
     "log_source_code",
     "log_system_metrics",
+    "merge",
     "start_run",
 ]

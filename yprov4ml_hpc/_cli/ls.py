@@ -20,7 +20,7 @@ from .._errors import DamagedRunError, StorageError
 from .._progress import Progress
 from .._reader import RankAttrs, read_run_header
 from .._report._format import DASH, fmt_seconds, fmt_time
-from .._report._summary import read_summary_file
+from .._summaryfile import read_summary_file
 from ._text import print_table, warn
 
 __all__ = ["run", "setup_parser"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from .._output import write_replacing
 from .._progress import Progress
 from .._report import build_report
-from .._report._summary import load_summary, open_run
+from .._summaryfile import load_summary, open_run
 from ._text import warn
 
 __all__ = ["run", "setup_parser"]

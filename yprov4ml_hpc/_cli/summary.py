@@ -16,7 +16,7 @@ from .. import _constants as C
 from .._progress import Progress
 from .._reader import RunData
 from .._report._format import DASH, fmt_bytes, fmt_energy, fmt_num, fmt_seconds
-from .._report._summary import SAMPLER_CONTEXTS, RunSummary, load_summary, open_run, read_summary_file
+from .._summaryfile import SAMPLER_CONTEXTS, RunSummary, load_summary, open_run, read_summary_file
 from ._text import print_table, warn
 
 __all__ = ["run", "setup_parser"]

@@ -22,7 +22,7 @@ from .._errors import ConfigError, MissingDependencyError
 from .._output import output_folder, write_replacing
 from .._progress import Progress
 from .._reader import RunData, Series
-from .._report._summary import SAMPLER_CONTEXTS
+from .._summaryfile import SAMPLER_CONTEXTS
 from ._data import safe_filename
 
 __all__ = [

@@ -17,10 +17,10 @@ from typing import Any
 
 from .. import _constants as C
 from .._reader import RunData
+from .._summaryfile import SAMPLER_CONTEXTS, RunSummary, load_summary, open_run
 from .._version import __version__
 from . import _html as H
 from ._format import fmt_time as _time
-from ._summary import SAMPLER_CONTEXTS, RunSummary, load_summary, open_run
 from ._tree import graph_section
 
 __all__ = ["Report", "build_report"]

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import _constants as C
-from .._errors import DamagedRunError, StorageError
-from .._reader import RunData, load_run
+from . import _constants as C
+from ._errors import DamagedRunError, StorageError
+from ._reader import RunData, load_run
 
 __all__ = [
     "SAMPLER_CONTEXTS",
@@ -93,7 +93,7 @@ def load_summary(
     # The merge's own reader and summarizer, so these numbers are exactly what `merge` would
     # write; in memory only: summary.json appearing in a live run's directory is the signal
     # its finalize waits for, so a read-only command must never write it.
-    from .._merge._summary import summarize
+    from ._merge._summary import summarize
 
     with_stats = load_run(data.run_dir, stats=True, progress=progress)
     return RunSummary(summarize([with_stats], generated_by="merge"), "computed")

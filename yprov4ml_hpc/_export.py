@@ -20,11 +20,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .. import _constants as C
-from .._errors import ConfigError, MergeError
-from .._names import escape_name
-from .._output import output_folder, write_replacing
-from .._reader import load_run
+from . import _constants as C
+from ._errors import ConfigError, MergeError
+from ._names import escape_name
+from ._output import output_folder, write_replacing
+from ._reader import load_run
 
 __all__ = ["FORMATS", "export", "find_document"]
 
