@@ -36,7 +36,7 @@ from yprov4ml_hpc._samplers._process import NodeSampler, ProcessSampler
 from yprov4ml_hpc._samplers._rapl import RaplSampler
 
 REPO = Path(__file__).resolve().parents[1]
-TRACE = REPO.parent / "shared" / "fixtures" / "nvml" / "h100_trace.json"
+TRACE = REPO / "tests" / "fixtures" / "nvml" / "h100_trace.json"
 
 
 def per_call_us(fn: Callable[[], Any], calls: int, repeats: int) -> dict[str, float]:

@@ -24,7 +24,7 @@ from .. import _constants as C
 METHOD_COUNTER = "nvml_energy_counter"
 METHOD_POWER_INTEGRATION = "nvml_power_integration"
 
-# Cheap queries (2-12 us each on an H100, fixtures/nvml/h100_call_costs_us.json), in the
+# Cheap queries (2-12 us each on an H100, tests/fixtures/nvml/h100_call_costs_us.json), in the
 # order they are read. Each maps one backend call to one or more series suffixes.
 _CheapQuery = Callable[[NvmlBackend, int], dict[str, float]]
 

@@ -6,7 +6,7 @@ The sampler code never talks to ``pynvml`` directly: it asks a backend for "devi
 - :class:`PynvmlBackend` over the real driver (``pynvml`` is imported lazily, inside
   :func:`open_backend`, so importing this module costs nothing on a machine without a GPU);
 - :class:`ReplayBackend`, selected by ``YPROV4ML_HPC_NVML_REPLAY=path/to/trace.json``, which
-  serves a recorded trace (``shared/fixtures/nvml/h100_trace.json``) according to the elapsed
+  serves a recorded trace (``tests/fixtures/nvml/h100_trace.json``) according to the elapsed
   time of an injectable clock, so tests step through a real H100 run deterministically.
 
 Both raise :class:`NvmlNotSupported` for queries the device does not support (fan speed on an
