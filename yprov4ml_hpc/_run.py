@@ -22,7 +22,7 @@ from . import _constants as C
 from ._buffer import MetricBuffer
 from ._context import Context, context_name
 from ._describe import dataset_info, library_versions, model_info
-from ._errors import ArtifactNotFoundError, ConfigError, RunStateError, StorageError
+from ._errors import ArtifactNotFoundError, ConfigError, ConfigTypeError, RunStateError, StorageError
 from ._launcher import LaunchInfo, detect_launch
 from ._lifecycle import ProcessHooks
 from ._names import check_name
@@ -267,7 +267,8 @@ class Run:
     ) -> None:
         """Log several metrics at once (same context and step)."""
         if not isinstance(metrics, Mapping):
-            raise TypeError(f"log_metrics takes a mapping of name -> value, got {type(metrics).__name__}")
+            got = type(metrics).__name__
+            raise ConfigTypeError(f"log_metrics takes a mapping of name -> value, got {got}")
         # One clock read for the call: all its points share a timestamp.  A bad entry raises
         # after the entries before it were recorded.
         now = _time_ns()
@@ -414,12 +415,13 @@ class Run:
         try:
             json.dumps(record, allow_nan=True)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"param {name!r}: value of type {type_name} cannot be stored: {exc}") from exc
+            why = f"value of type {type_name} cannot be stored: {exc}"
+            raise ConfigTypeError(f"param {name!r}: {why}") from exc
         self._record(C.PARAMS_DATASET, record)
 
     def log_params(self, params: Mapping[str, object], context: object = None) -> None:
         if not isinstance(params, Mapping):
-            raise TypeError(f"log_params takes a mapping of name -> value, got {type(params).__name__}")
+            raise ConfigTypeError(f"log_params takes a mapping of name -> value, got {type(params).__name__}")
         for key, value in params.items():
             self.log_param(key, value, context)
 

@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .._errors import MergeError
 from .._reader import RankMeta, SeriesStats
 
 __all__ = [
@@ -104,7 +105,7 @@ def aggregate_series(
     for run, rank, host, meta in ranks:
         for s in meta.series:
             if s.stats is None:
-                raise ValueError(f"rank {rank}: series {s.name!r} was read without statistics (stats=True)")
+                raise MergeError(f"rank {rank}: series {s.name!r} was read without statistics (stats=True)")
             key = (s.context, s.name)
             agg = out.get(key)
             if agg is None:

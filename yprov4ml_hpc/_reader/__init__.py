@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import _constants as C
-from .._errors import DamagedRunError, StorageError
+from .._errors import DamagedRunError, SeriesNotFoundError, StorageError
 from ._access import RankFiles, open_rank_file, rank_of_file_name, scan_rank_files
 from ._rank import MAX_WORLD_SIZE, read_rank_attrs, read_rank_meta, read_series_arrays
 from ._records import RankAttrs, RankMeta, SeriesMeta, SeriesStats, decode_json
@@ -188,7 +188,7 @@ class RunData:
         except KeyError:
             if rank in self.damaged:  # say why rather than "no series"
                 raise DamagedRunError(f"rank {rank} has no readable file: {self.damaged[rank]}") from None
-            raise KeyError(
+            raise SeriesNotFoundError(
                 f"no series {metric!r} in context {ctx!r} on rank {rank}; see series_keys()"
             ) from None
         if path is None:

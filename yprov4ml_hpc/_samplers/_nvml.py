@@ -131,11 +131,11 @@ class ReplayBackend:
         data = json.loads(Path(path).read_text())
         samples = data["samples"]
         if not isinstance(samples, list) or not samples:
-            raise ValueError("the trace has no samples")
+            raise ConfigError("the trace has no samples")
         # Integer nanoseconds: comparing floats would let t = 6.8195 s fall before its own sample.
         self._t_ns = [round(float(sample["t"]) * 1e9) for sample in samples]
         if self._t_ns != sorted(self._t_ns):
-            raise ValueError("trace samples are not sorted by t")
+            raise ConfigError("trace samples are not sorted by t")
         self._samples: list[dict[str, Any]] = samples
         meta = data.get("meta", {})
         self._count = int(meta.get("device_count", 1))
