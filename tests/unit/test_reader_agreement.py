@@ -90,6 +90,13 @@ def test_info_ls_summary_and_merge_agree(crafted: Path) -> None:
     assert {p["file"] for p in info["problems"]} == {"rank_0000000.h5", "rank_000003.h5"}
     assert "rank_0000000.h5" in merged.stdout + merged.stderr
     assert "rank_000003.h5" in merged.stdout + merged.stderr
+    # And the report.
+    out = crafted.parent / "report.html"
+    report = _cli("report", str(crafted), "-o", str(out), "--no-figures")
+    assert report.returncode == 0, report.stderr
+    html = out.read_text()
+    assert "4 ranks on 1 node(s)" in html
+    assert "rank_0000000.h5" in html and "rank_000003.h5" in html
 
 
 def test_public_reader_api_of_design_section_4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
