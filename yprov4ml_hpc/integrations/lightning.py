@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _api
 from .. import _constants as C
-from .._errors import Yprov4mlWarning
+from .._errors import MissingDependencyError, Yprov4mlWarning
 from .._run import Run
 from .._rundir import fresh_run_id
 
@@ -54,7 +54,7 @@ def _import_lightning() -> tuple[Any, Any]:
         except ImportError:
             continue
         return loggers.Logger, rank_zero.rank_zero_only
-    raise ImportError(
+    raise MissingDependencyError(
         "yprov4ml_hpc.integrations.lightning needs PyTorch Lightning, which is not installed; "
         "install it with: pip install lightning"
     )
