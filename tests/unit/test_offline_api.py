@@ -41,6 +41,9 @@ def test_merge_refuses_bad_options(tmp_path: Path) -> None:
         yprov4ml_hpc.merge(tmp_path, prov_detail="all")
     with pytest.raises(yprov4ml_hpc.StorageError, match="not a yprov4ml_hpc run directory"):
         yprov4ml_hpc.merge(tmp_path)
+    with pytest.raises(yprov4ml_hpc.StorageError):
+        yprov4ml_hpc.merge(tmp_path / "mistyped")
+    assert not (tmp_path / "mistyped").exists()  # a failed merge creates nothing
 
 
 def test_export_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None and len(args.run_dirs) > 1:
         raise ConfigError("drawing several run directories needs an output directory (-o OUT_DIR)")
     target = Path(args.output or args.run_dirs[0])
-    target.mkdir(parents=True, exist_ok=True)
     _, graph = assemble(args.run_dirs, prov_detail=args.prov_detail)
+    target.mkdir(parents=True, exist_ok=True)  # after reading: a mistyped run directory is not created
     dot = write_dot(graph, target / C.GRAPH_DOT_FILENAME)
     print(f"wrote {dot} ({graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges)")
     if args.svg:

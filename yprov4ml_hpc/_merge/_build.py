@@ -191,10 +191,10 @@ def build(
     if out_dir is None and len(dirs) > 1:
         raise ConfigError("merging several run directories needs an output directory (-o OUT_DIR)")
     target = Path(out_dir) if out_dir is not None else dirs[0]
-    output_folder(target)
     runs, graph = assemble(
         dirs, metas=metas, prov_detail=prov_detail, strict=strict, progress=progress, workers=workers
     )
+    output_folder(target)  # after reading: a mistyped run directory must not be created
     document = target / document_name(runs)
     document_bytes = write_prov_json(graph, document)
     result = BuildResult(target, document, target / C.SUMMARY_FILENAME, {}, document_bytes, runs)
