@@ -7,7 +7,10 @@
   ``"Infinity"`` and ``"-Infinity"`` (``float()`` reads them back exactly).
 - ``csv``: one ``step,value,time_ns`` file per series and rank under
   ``<context>/<name>/rank_NNNNNN.csv`` (names escaped as in the rank files), plus ``series.csv``
-  (the index) and ``params.csv``.  Floats are written with ``repr`` (round-trip exact).
+  (the index) and ``params.csv``.  Floats are written with ``repr`` (round-trip exact).  A
+  text cell (name, context, param) that starts with ``= + - @``, a tab or CR and is no number
+  is written with a leading ``'`` so that a spreadsheet does not run it as a formula
+  (:func:`spreadsheet_safe`); ``metrics-json`` keeps every name exactly.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from ._names import escape_name
 from ._output import output_folder, write_replacing
 from ._reader import load_run
 
-__all__ = ["FORMATS", "export", "find_document"]
+__all__ = ["FORMATS", "export", "find_document", "spreadsheet_safe"]
 
 # format -> file suffix of the default output name (None: a directory)
 FORMATS: dict[str, str | None] = {
@@ -122,9 +125,27 @@ def _export_metrics_json(run_dir: Path, target: Path) -> None:
     write_replacing(target, json.dumps(out, ensure_ascii=False, allow_nan=False) + "\n")
 
 
+# A spreadsheet evaluates a cell that starts with one of these as a formula (or a DDE command:
+# "=cmd|' /C calc'!A0"), so a logged name or param must not start a cell with one.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: Any) -> Any:
+    """A text cell that a spreadsheet would read as a formula gets a leading ``'`` (OWASP's
+    rule; spreadsheets then show the text as it is).  Numbers, and text that is a plain
+    number (``-1.5``, ``-inf``), are left alone, so numeric columns stay numeric."""
+    if not isinstance(cell, str) or not cell.startswith(_FORMULA_START):
+        return cell
+    try:
+        float(cell)
+    except ValueError:
+        return "'" + cell
+    return cell
+
+
 def _csv_text(rows: Any) -> str:
     buffer = io.StringIO(newline="")
-    csv.writer(buffer).writerows(rows)
+    csv.writer(buffer).writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
     return buffer.getvalue()
 
 

@@ -19,6 +19,8 @@ never metric values) right after closing its file, then:
   until none is still ``running`` (or the timeout), then builds from disk; the others wait
   until the summary exists (rank 0 writes it last, atomically).
 - **One rank**: build at once.
+- **MPI finalized before end_run** (by the user or a framework): no MPI call is possible any
+  more (MPICH aborts the process), so every rank takes the no-MPI path above, with a warning.
 
 Failures never raise out of ``end_run``: the rank files are complete whatever happens here,
 so a failed build is a warning that says to run ``yprov4ml-hpc merge RUN_DIR`` later.
@@ -119,6 +121,18 @@ def _report(run: Run, result: dict[str, Any] | None, why: str = "") -> None:
 
 
 # --- MPI --------------------------------------------------------------------------------------
+def _mpi_usable(comm: Any) -> bool:
+    """False once MPI was finalized (by the user or a framework): any MPI call then makes
+    MPICH abort the process, so such a finalize goes through the rank files instead."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is None:  # a communicator-like object without mpi4py (tests, wrappers): trust it
+        return comm is not None
+    try:
+        return not mpi.Is_finalized()
+    except Exception:  # noqa: BLE001 - a broken MPI library is as unusable as a finalized one
+        return False
+
+
 def _forget_finished_sends() -> None:
     """Drop the requests of earlier finalizes that completed (a process may run many runs)."""
     _pending_sends[:] = [request for request in _pending_sends if not request.Test()]
@@ -273,9 +287,17 @@ def finalize(
             daemon=True,
         ).start()
     result: dict[str, Any] | None
+    comm_usable = launch.comm is not None and _mpi_usable(launch.comm)
+    if launch.comm is not None and not comm_usable:
+        _pending_sends.clear()  # their requests died with MPI; Test() on them would abort
+        if launch.world_size > 1:
+            _warn(
+                f"rank {launch.rank}: MPI was finalized before end_run; finalizing through the rank "
+                f"files instead (call end_run before MPI.Finalize() to keep the collective finalize)"
+            )
     if launch.world_size <= 1:
         result = _build(run, {0: _own_meta(run)}, started, options)
-    elif launch.comm is not None:
+    elif comm_usable:
         try:
             _forget_finished_sends()
             if launch.rank == 0:

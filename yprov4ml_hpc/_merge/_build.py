@@ -71,6 +71,21 @@ def _check_labels(run: RunData) -> None:
             raise DamagedRunError(f"{source}: {exc}") from None
 
 
+def _check_complete(run: RunData) -> None:
+    """``strict``: a rank of the job without a rank file is as much an error as a damaged one
+    (damaged files already raised while reading).  Only offline merges ask for this: finalize
+    merges around ranks that never arrived, by design."""
+    missing = [rank for rank in range(run.world_size) if rank not in run.metas and rank not in run.damaged]
+    if missing:
+        shown = ", ".join(str(rank) for rank in missing[:20])
+        more = f", ... ({len(missing) - 20} more)" if len(missing) > 20 else ""
+        raise DamagedRunError(
+            f"{run.run_dir}: {len(missing)} of {run.world_size} ranks have no rank file "
+            f"(ranks {shown}{more}, e.g. {C.RANK_FILE_TEMPLATE.format(rank=missing[0])}); "
+            "merge without --strict to merge around them"
+        )
+
+
 def _per_rank(run: RunData, prov_detail: str | None) -> bool:
     detail = prov_detail or run.prov_detail
     if detail not in C.PROV_DETAIL_CHOICES:
@@ -129,6 +144,8 @@ def assemble(
     seen: dict[tuple[str, str], Path] = {}
     for run in runs:
         _check_labels(run)
+        if strict:
+            _check_complete(run)
         key = (run.experiment, run.run_id)
         if key in seen:
             raise ConfigError(

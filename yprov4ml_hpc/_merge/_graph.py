@@ -26,6 +26,7 @@ import networkx as nx
 
 from .. import _constants as C
 from .._reader import RunData, SeriesMeta, SeriesStats
+from ._energy import JobEnergy, NodeEnergy, job_energy
 from ._graph_base import RELATION_ROLES, SAFE_KEY, Builder, DateTime, QName, ranges
 from ._stats import SeriesAggregate, aggregate_series
 
@@ -48,6 +49,29 @@ def _times(attrs: dict[str, Any], start: int | None, end: int | None) -> dict[st
     if end:
         attrs["prov:endTime"] = end
     return attrs
+
+
+def _energy_attrs(attrs: dict[str, Any], node: NodeEnergy) -> dict[str, Any]:
+    """Energy (J, ``xsd:double``), emissions (kg CO2e) and the method behind each, where measured."""
+    if node.energy_j is not None:
+        attrs[f"{P}:energy_j"] = float(node.energy_j)
+        attrs[f"{P}:energy_method"] = str(node.energy_method)
+    if node.emissions_kg is not None:
+        attrs[f"{P}:emissions_kg"] = float(node.emissions_kg)
+        attrs[f"{P}:emissions_method"] = str(node.emissions_method)
+    return attrs
+
+
+def _job_energy(energy: JobEnergy) -> NodeEnergy:
+    """The job's figures: sums over its nodes, each method saying so."""
+    energy_method = energy.method_of("energy_method")
+    emissions_method = energy.method_of("emissions_method")
+    return NodeEnergy(
+        energy.total_j,
+        f"sum over nodes of: {energy_method}" if energy_method else None,
+        energy.emissions_kg,
+        f"sum over nodes of: {emissions_method}" if emissions_method else None,
+    )
 
 
 def _job_status(statuses: list[str]) -> str:
@@ -101,6 +125,7 @@ class _RunGraph:
         contexts = {s.context for m in run.metas.values() for s in m.series}
         contexts |= {str(a.get("context")) for m in run.metas.values() for a in m.artifacts}
         self.contexts = {name: i for i, name in enumerate(sorted(contexts))}
+        self.energy = job_energy(run)
 
     def rank_file(self, rank: int) -> str:
         return f"{C.RANKS_DIRNAME}/{C.RANK_FILE_TEMPLATE.format(rank=rank)}"
@@ -127,6 +152,7 @@ class _RunGraph:
         }
         if first.job_id:
             job_attrs[f"{P}:job_id"] = first.job_id
+        _energy_attrs(job_attrs, _job_energy(self.energy))
         b.element(
             "activity",
             self.job,
@@ -164,7 +190,10 @@ class _RunGraph:
                 "activity",
                 f"{p}:node{i}",
                 _times(
-                    {"prov:type": QName(f"{P}:Node"), f"{P}:host": host, f"{P}:ranks": len(ranks)},
+                    _energy_attrs(
+                        {"prov:type": QName(f"{P}:Node"), f"{P}:host": host, f"{P}:ranks": len(ranks)},
+                        self.energy.nodes.get(host, NodeEnergy()),
+                    ),
                     min(starts, default=None),
                     max(ends, default=None),
                 ),

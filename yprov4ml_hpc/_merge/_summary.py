@@ -10,9 +10,8 @@ Definitions (documented in the README):
 - ``stragglers``: a rank whose median time per step (on the job's main series: the non-sampler
   series with the most points) is more than ``factor`` x the median over ranks; or whose wall
   time is more than ``factor`` x the median and at least ``STRAGGLER_MIN_WALL_EXCESS_S`` longer.
-- ``energy``: each energy series is cumulative, so a rank's figure is its last finite value.
-  A node's figure is codecarbon's whole-machine energy where the node has one (it already
-  covers CPU, GPU and RAM), else the sum of its ranks' NVML GPU and RAPL counters; ``total_j``
+- ``energy``: the rule of ``_energy`` (shared with the PROV document): codecarbon's
+  whole-machine figure per node where present, else its NVML GPU and RAPL counters; ``total_j``
   sums the nodes.  ``ranks[].energy_j`` is what that rank measured by the same rule.
 - Non-finite numbers are written as ``null`` (see ``_stats``).
 """
@@ -20,37 +19,15 @@ Definitions (documented in the README):
 from __future__ import annotations
 
 import datetime as _dt
-import re
 import statistics
 from typing import Any
 
 from .. import _constants as C
-from .._reader import RankMeta, RunData
+from .._reader import RunData
+from ._energy import TOTAL_RULE, energy_figures, job_energy, rank_energy
 from ._stats import aggregate_series, json_number
 
 __all__ = ["summarize"]
-
-_GPU_ENERGY = re.compile(r"^gpu\d+/energy_j$")
-_RAPL_ENERGY = re.compile(r"^rapl/package\d+_energy_j$")
-_CC_ENERGY = "codecarbon/energy_j"
-_CC_EMISSIONS = "codecarbon/emissions_kg"
-_DEFAULT_METHODS = (("gpu", "nvml"), ("rapl/", "rapl"), ("codecarbon/", "codecarbon"))
-TOTAL_RULE = "per node: codecarbon where present, else NVML GPU + RAPL counters; total: sum of nodes"
-
-
-def _energy_figures(meta: RankMeta) -> dict[str, float]:
-    return {
-        s.name: s.stats.last_finite
-        for s in meta.series
-        if s.context == C.ENERGY_CONTEXT and s.stats is not None and s.stats.last_finite is not None
-    }
-
-
-def _rank_energy(figures: dict[str, float]) -> float | None:
-    if _CC_ENERGY in figures:
-        return figures[_CC_ENERGY]
-    counters = [v for k, v in figures.items() if _GPU_ENERGY.match(k) or _RAPL_ENERGY.match(k)]
-    return sum(counters) if counters else None
 
 
 def _rank_entries(runs: list[RunData], multi: bool) -> list[dict[str, Any]]:
@@ -83,7 +60,7 @@ def _rank_entries(runs: list[RunData], multi: bool) -> list[dict[str, Any]]:
                     "wall_time_s": json_number(attrs.wall_time_s),
                     "steps": max(own, default=0),
                     "bytes": meta.file_bytes,
-                    "energy_j": json_number(_rank_energy(_energy_figures(meta))),
+                    "energy_j": json_number(rank_energy(energy_figures(meta))),
                 }
             if multi:
                 entry["run_id"] = run.run_id
@@ -173,62 +150,24 @@ def _stragglers(run: RunData, factor: float, multi: bool) -> list[dict[str, Any]
     return out
 
 
-def _device_counters(meta: RankMeta, figures: dict[str, float]) -> dict[str, float]:
-    """NVML GPU and RAPL counter figures of one rank, keyed by the device they measure.
-
-    A GPU is named by its UUID where the sampler recorded one (two ranks that both see the
-    node's GPU 0 through ``CUDA_VISIBLE_DEVICES`` measure the same device), else by its index.
-    """
-    uuids = meta.attrs.sampler_info.get("gpu_uuids")
-    uuids = uuids if isinstance(uuids, dict) else {}
-    out: dict[str, float] = {}
-    for name, value in figures.items():
-        if _GPU_ENERGY.match(name):
-            index = name.split("/", 1)[0][3:]
-            out[f"gpu:{uuids.get(index) or index}"] = value
-        elif _RAPL_ENERGY.match(name):
-            out[name] = value
-    return out
-
-
 def _energy(runs: list[RunData]) -> dict[str, Any]:
     per_node: dict[str, float] = {}
     emissions: float | None = None
     methods: dict[str, set[str]] = {}
-    measured = False
     for run in runs:
-        nodes: dict[str, dict[str, float]] = {}  # host -> {"cc": J}
-        devices: dict[str, dict[str, float]] = {}  # host -> {device key: J}
-        for meta in run.metas.values():
-            figures = _energy_figures(meta)
-            if not figures:
-                continue
-            declared = meta.attrs.energy_methods
-            for name in figures:
-                default = next((m for prefix, m in _DEFAULT_METHODS if name.startswith(prefix)), "unknown")
-                methods.setdefault(name, set()).add(str(declared.get(name, default)))
-            node = nodes.setdefault(meta.attrs.host, {})
-            if _CC_ENERGY in figures:
-                node["cc"] = node.get("cc", 0.0) + figures[_CC_ENERGY]
-            node_devices = devices.setdefault(meta.attrs.host, {})
-            for key, value in _device_counters(meta, figures).items():
-                # Ranks sharing one visible GPU all measure it: count each device once.
-                node_devices[key] = max(value, node_devices.get(key, value))
-            if _CC_EMISSIONS in figures:
-                emissions = (emissions or 0.0) + figures[_CC_EMISSIONS]
-        for host, node_devices in devices.items():
-            if node_devices:
-                nodes.setdefault(host, {})["counters"] = sum(node_devices.values())
-        for host in sorted(nodes):
-            parts = nodes[host]
-            if "cc" in parts or "counters" in parts:
-                measured = True
-                per_node[host] = per_node.get(host, 0.0) + parts.get("cc", parts.get("counters", 0.0))
+        energy = job_energy(run)
+        for name, found in energy.series_methods.items():
+            methods.setdefault(name, set()).update(found)
+        for host, node in energy.nodes.items():
+            if node.energy_j is not None:
+                per_node[host] = per_node.get(host, 0.0) + node.energy_j
+            if node.emissions_kg is not None:
+                emissions = (emissions or 0.0) + node.emissions_kg
     method_text = {name: ", ".join(sorted(found)) for name, found in sorted(methods.items())}
-    if measured:
+    if per_node:
         method_text["total_j"] = TOTAL_RULE
     return {
-        "total_j": json_number(sum(per_node.values())) if measured else None,
+        "total_j": json_number(sum(per_node.values())) if per_node else None,
         "per_node_j": {host: json_number(v) for host, v in sorted(per_node.items())},
         "emissions_kg": json_number(emissions),
         "methods": method_text,

@@ -21,6 +21,7 @@ from .._summaryfile import SAMPLER_CONTEXTS, RunSummary, load_summary, open_run
 from .._version import __version__
 from . import _html as H
 from ._format import fmt_time as _time
+from ._sampling import carbon_note
 from ._tree import graph_section
 
 __all__ = ["Report", "build_report"]
@@ -66,7 +67,7 @@ def build_report(
             "Provenance",
             H.section("provenance", "Provenance graph", graph_section(root, run, data)),
         ),
-        ("energy", "Energy", H.section("energy", "Energy and collector overhead", _energy(data))),
+        ("energy", "Energy", H.section("energy", "Energy and collector overhead", _energy(run, data))),
         ("artifacts", "Artifacts", H.section("artifacts", "Artifacts, models and datasets", _artifacts(run))),
     ]
     problems = [*(f"{f}: {why}" for f, why in run.problems), *map(str, data.get("problems", []) or [])]
@@ -311,7 +312,7 @@ def _figures(run: RunData, data: dict[str, Any], metrics: Sequence[str] | None) 
     return body, len(figures.figures), []
 
 
-def _energy(data: dict[str, Any]) -> str:
+def _energy(run: RunData, data: dict[str, Any]) -> str:
     energy = data.get("energy") or {}
     collector = data.get("collector") or {}
     total = energy.get("total_j")
@@ -320,13 +321,13 @@ def _energy(data: dict[str, Any]) -> str:
             "total energy",
             f"{H.fmt_energy(total)} ({H.fmt_num(total / 3.6e6)} kWh)"
             if isinstance(total, (int, float))
-            else "not measured",
+            else f"not measured ({carbon_note(run)}; no GPU energy counter or RAPL either)",
         ),
         (
             "emissions",
             f"{H.fmt_num(energy['emissions_kg'])} kg CO\u2082e"
             if isinstance(energy.get("emissions_kg"), (int, float))
-            else "not measured (codecarbon off)",
+            else f"not measured ({carbon_note(run)})",
         ),
     ]
     for host, joules in (energy.get("per_node_j") or {}).items():

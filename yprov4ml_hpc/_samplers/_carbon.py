@@ -20,6 +20,14 @@ from .. import _constants as C
 CARBON_EXTRA_HINT = 'pip install "yprov4ml-hpc[carbon]"'
 NOT_INSTALLED = f"codecarbon is not installed; for carbon figures: {CARBON_EXTRA_HINT}"
 METHOD_CODECARBON = "codecarbon_estimate"
+#: ``sampler_info["carbon"]``: why a rank has (or has no) codecarbon figures.  "disabled":
+#: start_run(disable_codecarbon=True) or YPROV4ML_HPC_CARBON=0; "other_rank": enabled, but
+#: another rank of the node runs the node's one tracker; "failed: <why>": its start failed.
+CARBON_ON = "on"
+CARBON_DISABLED = "disabled"
+CARBON_NOT_INSTALLED = "not_installed"
+CARBON_OTHER_RANK = "other_rank"
+CARBON_FAILED = "failed"  # followed by ": <why>"
 ENERGY_SERIES = "codecarbon/energy_j"
 EMISSIONS_SERIES = "codecarbon/emissions_kg"
 
