@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from importlib import metadata
@@ -143,9 +145,45 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def portable_paths(
+    value: Any, repo: str | os.PathLike[str] = REPO, tmp: str | None = None, home: str | None = None
+) -> Any:
+    """``value`` (JSON-like) with machine-specific paths in every string made portable, so
+    committed results say nothing about the machine's layout: the repository's own path
+    becomes relative to it (``/x/repo/benchmarks/a.py`` -> ``benchmarks/a.py``, ``/x/repo``
+    -> ``.``), the temporary folder ``$TMPDIR`` and the home folder ``~``."""
+    rules = []
+    for prefix, replacement in (
+        (str(repo), "."),
+        (tmp or tempfile.gettempdir(), "$TMPDIR"),
+        (home or os.path.expanduser("~"), "~"),
+    ):
+        if prefix and prefix != "/":
+            # The prefix as a whole path component only: /x/repo2 is not under /x/repo.
+            rules.append((re.compile(re.escape(prefix.rstrip("/")) + r"(/|(?=[\s\"'`:;,)]|$))"), replacement))
+
+    def fix(text: str) -> str:
+        for pattern, replacement in rules:
+            text = pattern.sub(
+                lambda m, r=replacement: "" if r == "." and m.group(1) else r + m.group(1), text
+            )
+        return text
+
+    if isinstance(value, str):
+        return fix(value)
+    if isinstance(value, dict):
+        return {
+            fix(k) if isinstance(k, str) else k: portable_paths(v, repo, tmp, home) for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [portable_paths(v, repo, tmp, home) for v in value]
+    return value
+
+
 def write_json(path: str | os.PathLike[str] | None, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as JSON to ``path`` (atomically) and always echo it to stdout."""
-    text = json.dumps(payload, indent=2, sort_keys=False, default=str)
+    """Write ``payload`` as JSON to ``path`` (atomically) and always echo it to stdout.
+    Paths are made portable first (:func:`portable_paths`): results get committed."""
+    text = json.dumps(portable_paths(payload), indent=2, sort_keys=False, default=str)
     if path:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -36,8 +36,9 @@ from pathlib import Path
 warnings.simplefilter("ignore")
 sys.path.insert(0, sys.argv[1])  # benchmarks/: _template_meta and _clone
 import bench_finalize as bf
-from yprov4ml_hpc._merge import build, read_merge_meta
-template = read_merge_meta(Path(sys.argv[2]))
+from yprov4ml_hpc._merge import build
+from yprov4ml_hpc._reader import read_rank_meta
+template = read_rank_meta(Path(sys.argv[2]), stats=True)
 metas = bf._clone(template, int(sys.argv[3]))
 rss_metas = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 started = time.perf_counter()

@@ -16,6 +16,7 @@ usage: python benchmarks/bench_finalize.py [--quick] [--out benchmarks/results/f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -26,7 +27,10 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from yprov4ml_hpc._reader import RankMeta
 
 from _common import BENCH_DIR, clean_launcher_env, machine_info, median, write_json
 
@@ -56,10 +60,10 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _template_meta(workdir: Path, steps: int) -> dict[str, Any]:
+def _template_meta(workdir: Path, steps: int) -> RankMeta:
     """The merge meta of one real rank file: what every synthetic rank will look like."""
     import yprov4ml_hpc as prov4ml
-    from yprov4ml_hpc._merge import read_merge_meta
+    from yprov4ml_hpc._reader import read_rank_meta
 
     prov4ml.start_run("template", provenance_save_dir=workdir, flush_interval_s=0)
     prov4ml.log_params({"lr": 1e-3, "batch_size": 256, "optimizer": "adamw"})
@@ -68,22 +72,22 @@ def _template_meta(workdir: Path, steps: int) -> dict[str, Any]:
         prov4ml.log_metric("lr", 1e-3, context="training", step=step)
     prov4ml.log_metric("accuracy", 0.9, context="validation", step=steps)
     run_dir = prov4ml.end_run()
-    return read_merge_meta(run_dir / "ranks" / "rank_000000.h5")
+    return read_rank_meta(run_dir / "ranks" / "rank_000000.h5", stats=True)
 
 
-def _clone(meta: dict[str, Any], world_size: int) -> dict[int, dict[str, Any]]:
-    """Synthetic ranks: shallow copies (the build never mutates a meta) with their own attrs."""
+def _clone(meta: RankMeta, world_size: int) -> dict[int, RankMeta]:
+    """Synthetic ranks: copies of a frozen record (series shared) with their own attrs."""
     metas = {}
     for rank in range(world_size):
-        attrs = dict(meta["attrs"])
-        attrs.update(
+        attrs = dataclasses.replace(
+            meta.attrs,
             rank=rank,
             world_size=world_size,
             local_rank=rank % RANKS_PER_NODE,
             host=f"nid{rank // RANKS_PER_NODE:06d}",
             pid=100_000 + rank,
         )
-        metas[rank] = {**meta, "attrs": attrs}
+        metas[rank] = dataclasses.replace(meta, rank=rank, attrs=attrs)
     return metas
 
 
@@ -143,7 +147,7 @@ def _write_rank_files(save_dir: Path, world_size: int, steps: int) -> Path:
 
 
 def bench_offline(world_size: int, workdir: Path) -> dict[str, Any]:
-    from yprov4ml_hpc._merge import build
+    import yprov4ml_hpc
 
     started = time.perf_counter()
     run_dir = _write_rank_files(workdir / "offline", world_size, 100)
@@ -153,7 +157,7 @@ def bench_offline(world_size: int, workdir: Path) -> dict[str, Any]:
     for _ in range(2):  # alternate serial and parallel reading (what `yprov4ml-hpc merge` does)
         for count, samples in times.items():
             started = time.perf_counter()
-            result = build(run_dir, workers=count)
+            result = yprov4ml_hpc.merge(run_dir, workers=count)
             samples.append(time.perf_counter() - started)
     print(f"offline {world_size}: {times}", file=sys.stderr, flush=True)
     return {

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _common import portable_paths
+
 from yprov4ml_hpc._constants import DEFAULT_SYSTEM_METRICS_INTERVAL_S
 from yprov4ml_hpc._samplers import SamplerSet
 from yprov4ml_hpc._samplers._carbon import CarbonSampler, codecarbon_installed
@@ -36,7 +38,7 @@ from yprov4ml_hpc._samplers._process import NodeSampler, ProcessSampler
 from yprov4ml_hpc._samplers._rapl import RaplSampler
 
 REPO = Path(__file__).resolve().parents[1]
-TRACE = REPO.parent / "shared" / "fixtures" / "nvml" / "h100_trace.json"
+TRACE = REPO / "tests" / "fixtures" / "nvml" / "h100_trace.json"
 
 
 def per_call_us(fn: Callable[[], Any], calls: int, repeats: int) -> dict[str, float]:
@@ -241,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         report["gpu_check"] = check = gpu_check(args.gpu_check)
         print("\nGPU energy check:", json.dumps(check, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    args.out.write_text(json.dumps(portable_paths(report), indent=1) + "\n")  # committed: no machine paths
     print(f"\nwritten: {args.out}")
     return 0
 

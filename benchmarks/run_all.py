@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import BENCH_DIR, RESULTS_DIR_ENV, machine_info, write_json
+from _common import BENCH_DIR, RESULTS_DIR_ENV, machine_info, portable_paths, write_json
 
 OWN = ("core", "hotpath", "overhead", "scale")
 EXTERNAL = ("samplers", "finalize")  # written by other engineers: optional, run as they are
@@ -357,7 +357,7 @@ def write_markdown(results_dir: Path, meta: dict[str, Any]) -> Path:
         lines += [f"## bench_{name}.py", "", f"`{status['command']}`: exit {status['returncode']}.", ""]
         lines += _external_md(results_dir, status.get("json_files", []))
     path = results_dir / "RESULTS.md"
-    path.write_text("\n".join(lines).rstrip() + "\n")
+    path.write_text(portable_paths("\n".join(lines)).rstrip() + "\n")  # committed: no machine paths
     return path
 
 

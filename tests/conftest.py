@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"  # kept in the repository: a plain clone runs every test
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +47,4 @@ def _no_active_run() -> Iterator[None]:
     yield
     run = yprov4ml_hpc.active_run()
     if run is not None:  # a failed test must not leak its run into the next one
-        from yprov4ml_hpc._api import _end_active
-
-        _end_active(run, "failed", "test teardown")
+        run.end("failed", "test teardown", finalize=False)

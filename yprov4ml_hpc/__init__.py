@@ -10,6 +10,9 @@ Drop-in for yProv4ML user code::
         prov4ml.log_metric("loss", 0.5, context=prov4ml.Context.TRAINING, step=step)
     run_dir = prov4ml.end_run()
 
+Offline, ``merge(run_dirs)`` writes the document of a run from its rank files and
+``export(run_dir, format)`` converts it; ``load_run(run_dir)`` reads any run.
+
 Importing this package loads only NumPy and h5py: MPI, NVML, codecarbon, matplotlib, prov
 and networkx are imported by the features that need them.
 """
@@ -38,15 +41,18 @@ from ._context import Context
 from ._errors import (
     ArtifactNotFoundError,
     ConfigError,
+    ConfigTypeError,
     DamagedRunError,
     MergeError,
     MissingDependencyError,
     RunStateError,
     SamplerUnavailableWarning,
+    SeriesNotFoundError,
     StorageError,
     Yprov4mlError,
     Yprov4mlWarning,
 )
+from ._offline import export, merge
 from ._reader import RankInfo, RunData, Series, load_run
 from ._run import Run
 from ._version import __version__
@@ -54,6 +60,7 @@ from ._version import __version__
 __all__ = [
     "ArtifactNotFoundError",
     "ConfigError",
+    "ConfigTypeError",
     "Context",
     "DamagedRunError",
     "MergeError",
@@ -64,12 +71,14 @@ __all__ = [
     "RunStateError",
     "SamplerUnavailableWarning",
     "Series",
+    "SeriesNotFoundError",
     "StorageError",
     "Yprov4mlError",
     "Yprov4mlWarning",
     "__version__",
     "active_run",
     "end_run",
+    "export",
     "get_run_dir",
     "load_run",
     "log_artifact",
@@ -86,5 +95,6 @@ __all__ = [
     "log_params",
     "log_source_code",
     "log_system_metrics",
+    "merge",
     "start_run",
 ]

@@ -8,16 +8,16 @@ so existing scripts run unchanged.
 from __future__ import annotations
 
 import os
-import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import _active as _slot
 from . import _constants as C
 from ._errors import ConfigError, RunStateError, Yprov4mlWarning
-from ._run import Run
+from ._run import Run, check_end_options
 
 __all__ = [
     "IGNORED_ARGUMENTS",
@@ -59,9 +59,6 @@ IGNORED_ARGUMENTS = frozenset(
     }
 )
 
-_active: Run | None = None
-_active_lock = threading.Lock()
-
 
 def start_run(
     experiment_name: str,
@@ -100,7 +97,6 @@ def start_run(
     ``carbon`` extra) runs once per node unless ``disable_codecarbon=True`` or env
     ``YPROV4ML_HPC_CARBON=0``; ``carbon_country_iso_code`` sets its grid (default USA).
     """
-    global _active
     unknown = sorted(set(ignored) - IGNORED_ARGUMENTS)
     if unknown:
         warnings.warn(
@@ -115,13 +111,14 @@ def start_run(
         if value is not None:
             ignored[name] = value
     save_dir = provenance_save_dir or os.environ.get(C.ENV_SAVE_DIR) or C.DEFAULT_SAVE_DIR
-    with _active_lock:
-        if _active is not None:
+    with _slot.lock:
+        active = _slot.current()
+        if active is not None:
             raise RunStateError(
-                f"a run is already active ({_active.experiment}_{_active.run_id}); "
+                f"a run is already active ({active.experiment}_{active.run_id}); "
                 "call end_run() before start_run()"
             )
-        _active = Run(
+        run = Run(
             experiment_name,
             provenance_save_dir=save_dir,
             prov_user_namespace=prov_user_namespace,
@@ -141,7 +138,8 @@ def start_run(
             carbon_region=carbon_region,
             ignored=ignored,
         )
-        return _active
+        _slot.set_current(run)
+        return run
 
 
 def _interval_from(value: float | None) -> float:
@@ -156,27 +154,6 @@ def _interval_from(value: float | None) -> float:
         raise ConfigError(
             f"{C.ENV_SYSTEM_METRICS_INTERVAL}={raw!r} is not a number of seconds; unset or fix it"
         ) from None
-
-
-def _end_active(run: Run, status: str, reason: str, finalize: bool = False) -> Path:
-    """Close ``run`` and clear it as the active run (shared by end_run, signals, atexit).
-
-    ``finalize=True`` (end_run, and a ``with start_run(...)`` block left without an exception)
-    then writes the job's document and summary, collectively over the ranks.  Signals and
-    atexit never finalize: they must not wait for other ranks, and MPI may be gone at exit.
-    """
-    global _active
-    already_ended = run.ended  # e.g. end_run() inside a `with` block: finalize only once
-    try:
-        run.close(status, reason)
-    finally:
-        if _active is run:
-            _active = None
-    if finalize and not already_ended:
-        from ._finalize import finalize as finalize_job
-
-        finalize_job(run)
-    return run.run_dir
 
 
 def end_run(
@@ -194,32 +171,21 @@ def end_run(
     overrides start_run's ("auto", "rank" or "job"; recorded in the rank file, so a later
     offline merge gives the same document).  ``create_graph`` writes graph.dot,
     ``create_svg`` also graph.svg where Graphviz is installed.  Other yProv4ML arguments are
-    accepted and ignored.
+    accepted and ignored.  The run's own :meth:`Run.end` does the work.
     """
-    if prov_detail is not None and prov_detail not in C.PROV_DETAIL_CHOICES:
-        raise ConfigError(f"prov_detail must be one of {C.PROV_DETAIL_CHOICES}, got {prov_detail!r}")
-    if finalize_timeout_s is not None and not (
-        isinstance(finalize_timeout_s, (int, float)) and finalize_timeout_s >= 0
-    ):
-        raise ConfigError(f"finalize_timeout_s must be a number >= 0, got {finalize_timeout_s!r}")
-    run = _require("end_run")
-    if prov_detail is not None:
-        run.prov_detail = prov_detail  # close() writes it into the rank file
-    _end_active(run, C.STATUS_FINISHED, "end_run")
-    from ._finalize import finalize
-
-    return finalize(
-        run,
-        timeout_s=finalize_timeout_s,
-        prov_detail=prov_detail,
-        create_graph=create_graph,
-        create_svg=create_svg,
-    )
+    options: dict[str, Any] = {
+        "create_graph": create_graph,
+        "create_svg": create_svg,
+        "finalize_timeout_s": finalize_timeout_s,
+        "prov_detail": prov_detail,
+    }
+    check_end_options(finalize_timeout_s=finalize_timeout_s, prov_detail=prov_detail)  # even with no run
+    return _require("end_run").end(**options)
 
 
 def active_run() -> Run | None:
     """The active run of this process, or None."""
-    return _active
+    return _slot.current()
 
 
 def get_run_dir() -> Path:
@@ -228,7 +194,7 @@ def get_run_dir() -> Path:
 
 
 def _require(what: str) -> Run:
-    run = _active
+    run = _slot._current  # the hot path: one attribute read, no call
     if run is None:
         raise RunStateError(f"{what}() needs an active run; call start_run() first")
     return run
@@ -243,7 +209,7 @@ def log_metric(
     timestamp: float | int | None = None,
 ) -> None:
     """Record one point; ``step=None`` auto-increments per (key, context) series."""
-    run = _active
+    run = _slot._current  # the hot path: one attribute read, no call
     if run is None:
         raise RunStateError("log_metric() needs an active run; call start_run() first")
     run.log_metric(key, value, context, step, source, timestamp)

@@ -116,7 +116,12 @@ def _copy(source: Path, dest_root: Path, dest: Path, name: str) -> Path:
     if source.is_dir():
         if dest.exists():
             shutil.rmtree(dest)
-        shutil.copytree(source, dest, symlinks=True)
+        # Copies are new files of this run: they get the run's permissions (the umask), not
+        # the source's (a private 0700 folder would otherwise hide them from the group).
+        shutil.copytree(source, dest, symlinks=True, copy_function=shutil.copyfile)
+        folder_mode = dest_root.stat().st_mode & 0o7777  # made by us: the umask's folder mode
+        for folder, _dirs, _files in os.walk(dest):
+            os.chmod(folder, folder_mode)
     else:
         shutil.copyfile(source, dest)
     return dest

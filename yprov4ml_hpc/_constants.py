@@ -26,6 +26,31 @@ STATUS_FAILED = "failed"
 STATUS_KILLED = "killed"
 STATUS_INCOMPLETE = "incomplete"
 STATUS_MISSING = "missing"
+STATUS_DAMAGED = (
+    "damaged"  # shown by ls/info for a rank whose file is unreadable (summary: missing + problem)
+)
+# Display order, best first (ls, report, compare), and the job status: the first of
+# JOB_STATUS_PRECEDENCE that any rank has, else finished.
+STATUS_ORDER = (
+    STATUS_FINISHED,
+    STATUS_RUNNING,
+    STATUS_INCOMPLETE,
+    STATUS_KILLED,
+    STATUS_FAILED,
+    STATUS_MISSING,
+    STATUS_DAMAGED,
+)
+JOB_STATUS_PRECEDENCE = (STATUS_FAILED, STATUS_KILLED, STATUS_INCOMPLETE, STATUS_MISSING)
+# Colour of each status in the report's pictures (running and incomplete alike: not ended).
+STATUS_COLORS = {
+    STATUS_FINISHED: "#4caf50",
+    STATUS_FAILED: "#e53935",
+    STATUS_KILLED: "#fb8c00",
+    STATUS_INCOMPLETE: "#8e24aa",
+    STATUS_RUNNING: "#8e24aa",
+    STATUS_MISSING: "#bdbdbd",
+    STATUS_DAMAGED: "#bdbdbd",
+}
 
 # --- defaults -------------------------------------------------------------------------------
 DEFAULT_SAVE_DIR = "prov"
@@ -43,6 +68,10 @@ ENV_NVML_REPLAY = "YPROV4ML_HPC_NVML_REPLAY"
 ENV_SAVE_DIR = "YPROV4ML_HPC_SAVE_DIR"
 ENV_CARBON = "YPROV4ML_HPC_CARBON"  # "0" turns codecarbon off for every run (e.g. site-wide)
 ENV_SYSTEM_METRICS_INTERVAL = "YPROV4ML_HPC_SYSTEM_METRICS_INTERVAL_S"
+ENV_LIGHTNING_RUN_ID = "YPROV4ML_HPC_LIGHTNING_RUN_ID"  # the logger's run id, shared with DDP children
+# Variables of other software that we read or set.
+ENV_CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
+ENV_CODECARBON_LOG_LEVEL = "CODECARBON_LOG_LEVEL"
 
 # Launcher variables, in the order they are tried (DESIGN section 3).
 MPI_RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "MPI_RANK")
@@ -75,8 +104,10 @@ GRAPH_SVG_FILENAME = "graph.svg"
 GRAPH_SVG_MAX_NODES = 5000  # beyond this `dot` runs for ages; graph.dot is still written
 CONSOLIDATED_FILENAME = "consolidated.h5"
 # Contexts written by the background samplers: not training steps (steps/stragglers ignore them).
-SAMPLER_CONTEXTS = ("energy", "gpu", "system")
 ENERGY_CONTEXT = "energy"
+GPU_CONTEXT = "gpu"
+SYSTEM_CONTEXT = "system"
+SAMPLER_CONTEXTS = (ENERGY_CONTEXT, GPU_CONTEXT, SYSTEM_CONTEXT)
 # A rank is named a straggler for its wall time only if it is also this much longer than the
 # median: start-up jitter of a short job is not a straggler.
 STRAGGLER_MIN_WALL_EXCESS_S = 1.0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 
+from . import _constants as C
 from ._constants import DEFAULT_CONTEXT
+from ._errors import ConfigError, ConfigTypeError
 from ._names import check_utf8
 
 __all__ = ["Context", "context_name"]
@@ -20,9 +22,9 @@ class Context(str, enum.Enum):
     INFERENCE = "inference"
     DATASETS = "datasets"
     MODELS = "models"
-    SYSTEM = "system"
-    ENERGY = "energy"
-    GPU = "gpu"
+    SYSTEM = C.SYSTEM_CONTEXT
+    ENERGY = C.ENERGY_CONTEXT
+    GPU = C.GPU_CONTEXT
 
     def __str__(self) -> str:
         return self.value
@@ -37,9 +39,11 @@ def context_name(context: object) -> str:
         return value if isinstance(value, str) else str(context.name).lower()
     if isinstance(context, str):
         if not context:
-            raise ValueError("context must not be empty; pass None for the default context")
+            raise ConfigError("context must not be empty; pass None for the default context")
         if "\x00" in context:
-            raise ValueError(f"context {context!r} contains a NUL character, which HDF5 cannot store")
+            raise ConfigError(f"context {context!r} contains a NUL character, which HDF5 cannot store")
         check_utf8("context", context)
         return context
-    raise TypeError(f"context must be a str, a Context or None, got {type(context).__name__} ({context!r})")
+    raise ConfigTypeError(
+        f"context must be a str, a Context or None, got {type(context).__name__} ({context!r})"
+    )

@@ -10,11 +10,13 @@ from __future__ import annotations
 __all__ = [
     "ArtifactNotFoundError",
     "ConfigError",
+    "ConfigTypeError",
     "DamagedRunError",
     "MergeError",
     "MissingDependencyError",
     "RunStateError",
     "SamplerUnavailableWarning",
+    "SeriesNotFoundError",
     "StorageError",
     "Yprov4mlError",
     "Yprov4mlWarning",
@@ -31,6 +33,17 @@ class RunStateError(Yprov4mlError, RuntimeError):
 
 class ConfigError(Yprov4mlError, ValueError):
     """An argument or environment variable has a value we cannot use."""
+
+
+class ConfigTypeError(Yprov4mlError, TypeError):
+    """An argument has a type we cannot use (a str where a number belongs, ...)."""
+
+
+class SeriesNotFoundError(Yprov4mlError, KeyError):
+    """``RunData.series``: the rank has no series of that name and context."""
+
+    def __str__(self) -> str:  # KeyError's str() would quote the whole message
+        return str(self.args[0]) if self.args else ""
 
 
 class StorageError(Yprov4mlError, OSError):

@@ -19,6 +19,8 @@ never metric values) right after closing its file, then:
   until none is still ``running`` (or the timeout), then builds from disk; the others wait
   until the summary exists (rank 0 writes it last, atomically).
 - **One rank**: build at once.
+- **MPI finalized before end_run** (by the user or a framework): no MPI call is possible any
+  more (MPICH aborts the process), so every rank takes the no-MPI path above, with a warning.
 
 Failures never raise out of ``end_run``: the rank files are complete whatever happens here,
 so a failed build is a warning that says to run ``yprov4ml-hpc merge RUN_DIR`` later.
@@ -36,8 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
 from ._errors import Yprov4mlError, Yprov4mlWarning
+from ._output import write_replacing
 
 if TYPE_CHECKING:
+    from ._reader import RankMeta
     from ._run import Run
 
 __all__ = ["finalize"]
@@ -73,17 +77,17 @@ class _Poller:
         self.delay = self.low
 
 
-def _own_meta(run: Run) -> dict[str, Any] | None:
-    from ._merge import read_merge_meta
+def _own_meta(run: Run) -> RankMeta | None:
+    from ._reader import read_rank_meta
 
     try:
-        return read_merge_meta(run._store.path)
+        return read_rank_meta(run.rank_file, stats=True)
     except Yprov4mlError:
         return None  # rank 0 reads the file itself and reports why it is damaged
 
 
 def _build(
-    run: Run, metas: dict[int, dict[str, Any] | None], started: float, options: dict[str, Any]
+    run: Run, metas: dict[int, RankMeta | None], started: float, options: dict[str, Any]
 ) -> dict[str, Any]:
     """Rank 0: the one build; returns a small, picklable result for every rank."""
     from ._merge import build
@@ -117,6 +121,18 @@ def _report(run: Run, result: dict[str, Any] | None, why: str = "") -> None:
 
 
 # --- MPI --------------------------------------------------------------------------------------
+def _mpi_usable(comm: Any) -> bool:
+    """False once MPI was finalized (by the user or a framework): any MPI call then makes
+    MPICH abort the process, so such a finalize goes through the rank files instead."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is None:  # a communicator-like object without mpi4py (tests, wrappers): trust it
+        return comm is not None
+    try:
+        return not mpi.Is_finalized()
+    except Exception:  # noqa: BLE001 - a broken MPI library is as unusable as a finalized one
+        return False
+
+
 def _forget_finished_sends() -> None:
     """Drop the requests of earlier finalizes that completed (a process may run many runs)."""
     _pending_sends[:] = [request for request in _pending_sends if not request.Test()]
@@ -126,7 +142,7 @@ def _mpi_root(run: Run, comm: Any, timeout: float, started: float, options: dict
     from mpi4py import MPI
 
     size = comm.Get_size()
-    metas: dict[int, dict[str, Any] | None] = {0: _own_meta(run)}
+    metas: dict[int, RankMeta | None] = {0: _own_meta(run)}
     acked: set[int] = set()
     status = MPI.Status()
     deadline = time.monotonic() + timeout
@@ -197,14 +213,12 @@ def _mpi_other(run: Run, comm: Any, timeout: float) -> dict[str, Any] | None:
 
 # --- no MPI, several ranks --------------------------------------------------------------------
 def _file_status(path: Path) -> str | None:
-    import h5py
+    from ._reader import read_rank_attrs
 
     try:
-        with h5py.File(path, "r", locking=False) as handle:
-            value = handle.attrs.get("status")
-    except (OSError, KeyError, RuntimeError):
+        return read_rank_attrs(path).status
+    except Yprov4mlError:
         return None  # not there yet, or caught mid-write: look again later
-    return value.decode() if isinstance(value, bytes) else (str(value) if value is not None else None)
 
 
 def _files_root(run: Run, timeout: float, started: float, options: dict[str, Any]) -> dict[str, Any]:
@@ -223,7 +237,7 @@ def _files_root(run: Run, timeout: float, started: float, options: dict[str, Any
     if not result["ok"]:
         # The others wait for summary.json; tell them it is not coming.
         try:
-            (run.run_dir / FINALIZE_FAILED_FILENAME).write_text(result["error"] + "\n", encoding="utf-8")
+            write_replacing(run.run_dir / FINALIZE_FAILED_FILENAME, result["error"] + "\n")
         except OSError:
             pass
     return result
@@ -273,9 +287,17 @@ def finalize(
             daemon=True,
         ).start()
     result: dict[str, Any] | None
+    comm_usable = launch.comm is not None and _mpi_usable(launch.comm)
+    if launch.comm is not None and not comm_usable:
+        _pending_sends.clear()  # their requests died with MPI; Test() on them would abort
+        if launch.world_size > 1:
+            _warn(
+                f"rank {launch.rank}: MPI was finalized before end_run; finalizing through the rank "
+                f"files instead (call end_run before MPI.Finalize() to keep the collective finalize)"
+            )
     if launch.world_size <= 1:
         result = _build(run, {0: _own_meta(run)}, started, options)
-    elif launch.comm is not None:
+    elif comm_usable:
         try:
             _forget_finished_sends()
             if launch.rank == 0:

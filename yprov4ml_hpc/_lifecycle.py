@@ -27,6 +27,16 @@ __all__ = ["ProcessHooks"]
 _HANDLED_SIGNALS = (signal.SIGTERM,)
 
 
+def _mpi_finalized(run: Run) -> bool:
+    if run.launch.comm is None or "mpi4py.MPI" not in sys.modules:
+        return False
+    mpi = sys.modules["mpi4py.MPI"]
+    try:
+        return bool(mpi.Is_finalized())
+    except Exception:  # noqa: BLE001 - a broken MPI is as good as gone
+        return True
+
+
 class ProcessHooks:
     """Installs and removes the hooks for one run."""
 
@@ -66,28 +76,30 @@ class ProcessHooks:
         self._previous_excepthook(exc_type, exc, tb)
 
     def _at_exit(self) -> None:
-        from ._api import _end_active
-
-        if self._run.ended:
+        run = self._run
+        if run.ended:
             return
         status = C.STATUS_FAILED if self.uncaught is not None else C.STATUS_FINISHED
-        _end_active(self._run, status, "atexit (end_run was not called)")
+        # A script that forgot end_run (or died of an exception) still gets its document, by
+        # Run.end's rule; unless MPI is gone (the user or a framework finalized it): any MPI
+        # call would abort the process, so the files wait for `yprov4ml-hpc merge`.
+        finalize = None if not _mpi_finalized(run) else False
+        run.end(status, "atexit (end_run was not called)", finalize=finalize)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        store = self._run._store
-        if store.held_by_current_thread() or (self._run.ended and store.is_open):
+        if self._run.writing_on_this_thread:
             # We interrupted our own write (or end_run's close) on this thread: let it finish,
             # then terminate when the write lock is released.
-            store.deferred = lambda: self._terminate(signum, frame)
+            self._run.after_write(lambda: self._terminate(signum, frame))
             return
         self._terminate(signum, frame)
 
     def _terminate(self, signum: int, frame: FrameType | None) -> None:
-        from ._api import _end_active
-
         previous = self._previous.get(signum, signal.SIG_DFL)
         name = signal.Signals(signum).name
-        _end_active(self._run, C.STATUS_KILLED, f"signal {name}")  # also uninstalls our handler
+        # Flush, mark killed, no finalize: the launcher's SIGKILL follows within its grace
+        # period, and waiting for other ranks could outlast it.  Also uninstalls our handler.
+        self._run.end(C.STATUS_KILLED, f"signal {name}", finalize=False)
         if callable(previous):
             previous(signum, frame)
         elif previous == signal.SIG_DFL or previous is None:

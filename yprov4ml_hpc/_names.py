@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
+from ._errors import ConfigError, ConfigTypeError
+
 __all__ = ["check_name", "check_utf8", "escape_name", "unescape_name"]
 
 
 def check_name(kind: str, name: object) -> str:
     """Validate a user-supplied name; return it unchanged or raise a clear error."""
     if not isinstance(name, str):
-        raise TypeError(
+        raise ConfigTypeError(
             f"{kind} must be a str, got {type(name).__name__} ({name!r}); pass a string such as 'loss'"
         )
     if not name:
-        raise ValueError(f"{kind} must not be empty; pass a string such as 'loss'")
+        raise ConfigError(f"{kind} must not be empty; pass a string such as 'loss'")
     if "\x00" in name:
-        raise ValueError(f"{kind} {name!r} contains a NUL character, which HDF5 cannot store; remove it")
+        raise ConfigError(f"{kind} {name!r} contains a NUL character, which HDF5 cannot store; remove it")
     check_utf8(kind, name)
     return name
 
@@ -31,8 +33,8 @@ def check_utf8(kind: str, text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ValueError(
-            f"{kind} {text!r} contains {text[exc.start:exc.end]!r}, a lone surrogate that UTF-8 "
+        raise ConfigError(
+            f"{kind} {text!r} contains {text[exc.start : exc.end]!r}, a lone surrogate that UTF-8 "
             "(and so the rank file) cannot store; pass valid Unicode text"
         ) from None
 

@@ -12,16 +12,17 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import _active as _slot
 from . import _constants as C
 from ._buffer import MetricBuffer
 from ._context import Context, context_name
 from ._describe import dataset_info, library_versions, model_info
-from ._errors import ArtifactNotFoundError, ConfigError, RunStateError, StorageError
+from ._errors import ArtifactNotFoundError, ConfigError, ConfigTypeError, RunStateError, StorageError
 from ._launcher import LaunchInfo, detect_launch
 from ._lifecycle import ProcessHooks
 from ._names import check_name
@@ -36,6 +37,21 @@ __all__ = ["Run"]
 
 _time_ns = time.time_ns
 _MIN_RING = 64
+
+
+_END_STATUSES = (C.STATUS_FINISHED, C.STATUS_FAILED, C.STATUS_KILLED)
+
+
+def check_end_options(*, finalize_timeout_s: float | None = None, prov_detail: str | None = None) -> None:
+    """Refuse bad options of :meth:`Run.end` before anything is closed."""
+    if prov_detail is not None and prov_detail not in C.PROV_DETAIL_CHOICES:
+        raise ConfigError(f"prov_detail must be one of {C.PROV_DETAIL_CHOICES}, got {prov_detail!r}")
+    if finalize_timeout_s is not None and not (
+        isinstance(finalize_timeout_s, (int, float))
+        and not isinstance(finalize_timeout_s, bool)
+        and finalize_timeout_s >= 0
+    ):
+        raise ConfigError(f"finalize_timeout_s must be a number >= 0, got {finalize_timeout_s!r}")
 
 
 class Run:
@@ -70,7 +86,7 @@ class Run:
             raise ConfigError(
                 f"flush_interval_s must be a number >= 0 (0 disables the timer), got {flush_interval_s!r}"
             )
-        if prov_detail not in ("auto", "rank", "job"):
+        if prov_detail not in C.PROV_DETAIL_CHOICES:
             raise ConfigError(f"prov_detail must be 'auto', 'rank' or 'job', got {prov_detail!r}")
         self.experiment = experiment_name
         self.user_namespace = prov_user_namespace
@@ -244,17 +260,17 @@ class Run:
             buf.step_view[i] = step
         buf.next_step = step + 1
         buf.time_view[i] = _time_ns() if timestamp is None else coerce_timestamp_ns(key, timestamp)
-        buf.head = head + 1
+        buf.head = head + 1  # the steps of _append_point, inlined: keep the two equal
 
     def log_metrics(
         self, metrics: Mapping[str, float], context: object = None, step: int | None = None
     ) -> None:
         """Log several metrics at once (same context and step)."""
         if not isinstance(metrics, Mapping):
-            raise TypeError(f"log_metrics takes a mapping of name -> value, got {type(metrics).__name__}")
-        # The same steps as log_metric, inlined: one clock read and no call per point
-        # (all points of one call share a timestamp).  A bad entry raises after the
-        # entries before it were recorded.
+            got = type(metrics).__name__
+            raise ConfigTypeError(f"log_metrics takes a mapping of name -> value, got {got}")
+        # One clock read for the call: all its points share a timestamp.  A bad entry raises
+        # after the entries before it were recorded.
         now = _time_ns()
         for key, value in metrics.items():
             try:
@@ -263,23 +279,32 @@ class Run:
                 buf = None
             if buf is None:
                 buf = self._new_series(key, context)
-            head = buf.head
-            if head - buf.tail >= buf.capacity:
-                self._flush_series(buf)
-            i = head % buf.capacity
-            try:
-                buf.value_view[i] = value
-            except (TypeError, ValueError, OverflowError):
-                buf.value_view[i] = coerce_metric_value(key, value)
-            point_step = buf.next_step if step is None else step
-            try:
-                buf.step_view[i] = point_step
-            except (TypeError, ValueError, OverflowError):
-                point_step = coerce_step(key, point_step)
-                buf.step_view[i] = point_step
-            buf.next_step = point_step + 1
-            buf.time_view[i] = now
-            buf.head = head + 1
+            self._append_point(buf, value, step, now)
+
+    def _append_point(self, buf: MetricBuffer, value: object, step: object, time_ns: int) -> None:
+        """The ring producer, written once for the cold paths (log_metrics, the samplers).
+
+        ``log_metric`` inlines these same steps (a call costs ~60 ns on its hot path);
+        tests/unit/test_ring_producer.py keeps the two equal in behaviour, errors included.
+        """
+        head = buf.head
+        if head - buf.tail >= buf.capacity:
+            self._flush_series(buf)
+        i = head % buf.capacity
+        try:
+            buf.value_view[i] = value
+        except (TypeError, ValueError, OverflowError):
+            buf.value_view[i] = coerce_metric_value(buf.name, value)
+        if step is None:
+            step = buf.next_step
+        try:
+            buf.step_view[i] = step
+        except (TypeError, ValueError, OverflowError):
+            step = coerce_step(buf.name, step)
+            buf.step_view[i] = step
+        buf.next_step = step + 1  # type: ignore[operator]  # an int: the ring accepted it
+        buf.time_view[i] = time_ns
+        buf.head = head + 1
 
     def _new_series(self, key: object, context: object) -> MetricBuffer:
         """Slow path for the first point of a series: validate, then allocate its ring."""
@@ -307,15 +332,7 @@ class Run:
             return
         # Samplers pass valid names and string contexts; their final reads arrive during close().
         buf = self._series.get((name, context)) or self._series_buffer(name, context)
-        head = buf.head
-        if head - buf.tail >= buf.capacity:
-            self._flush_series(buf)
-        i = head % buf.capacity
-        buf.value_view[i] = float(value)
-        buf.step_view[i] = buf.next_step if step is None else int(step)
-        buf.next_step = buf.step_view[i] + 1
-        buf.time_view[i] = time_ns
-        buf.head = head + 1
+        self._append_point(buf, value, step, time_ns)
 
     # --- flushing ----------------------------------------------------------------------------
     def log_calls(self) -> int:
@@ -398,12 +415,13 @@ class Run:
         try:
             json.dumps(record, allow_nan=True)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"param {name!r}: value of type {type_name} cannot be stored: {exc}") from exc
+            why = f"value of type {type_name} cannot be stored: {exc}"
+            raise ConfigTypeError(f"param {name!r}: {why}") from exc
         self._record(C.PARAMS_DATASET, record)
 
     def log_params(self, params: Mapping[str, object], context: object = None) -> None:
         if not isinstance(params, Mapping):
-            raise TypeError(f"log_params takes a mapping of name -> value, got {type(params).__name__}")
+            raise ConfigTypeError(f"log_params takes a mapping of name -> value, got {type(params).__name__}")
         for key, value in params.items():
             self.log_param(key, value, context)
 
@@ -547,8 +565,76 @@ class Run:
             )
 
     @property
+    def rank_file(self) -> Path:
+        """This rank's file (``ranks/rank_NNNNNN.h5``)."""
+        return self._store.path
+
+    @property
     def ended(self) -> bool:
         return self._ended
+
+    def end(
+        self,
+        status: str = C.STATUS_FINISHED,
+        reason: str = "end_run",
+        *,
+        finalize: bool | None = None,
+        create_graph: bool = False,
+        create_svg: bool = False,
+        finalize_timeout_s: float | None = None,
+        prov_detail: str | None = None,
+    ) -> Path:
+        """End this run: close the rank file as ``status``, then write the job's document.
+
+        What ``end_run()``, a ``with`` block, the process hooks and the Lightning logger call.
+        ``finalize`` (default: :meth:`finalizes_when`) writes the PROV document and
+        summary.json; a finished run finalizes collectively on every rank, a failed or
+        interrupted one on a single-rank job or on rank 0 (which waits at most
+        ``finalize_timeout_s`` for the others; they, having failed, do not wait for it).
+        The options are ``end_run``'s.  Ending an ended run does nothing.  Returns the run
+        directory.
+        """
+        check_end_options(finalize_timeout_s=finalize_timeout_s, prov_detail=prov_detail)
+        if status not in _END_STATUSES:
+            raise ConfigError(f"status must be one of {_END_STATUSES}, got {status!r}")
+        if self._ended:  # e.g. end_run() inside a `with` block: close and finalize only once
+            _slot.release(self)
+            return self.run_dir
+        if prov_detail is not None:
+            self.prov_detail = prov_detail  # close() writes it into the rank file
+        try:
+            self.close(status, reason)
+        finally:
+            _slot.release(self)
+        if finalize if finalize is not None else self.finalizes_when(status):
+            from ._finalize import finalize as finalize_job
+
+            finalize_job(
+                self,
+                timeout_s=finalize_timeout_s,
+                prov_detail=prov_detail,
+                create_graph=create_graph,
+                create_svg=create_svg,
+            )
+        return self.run_dir
+
+    def finalizes_when(self, status: str) -> bool:
+        """Whether ending as ``status`` writes the document by default (see :meth:`end`).
+
+        A failed rank other than 0 must not wait for the others (they may be stuck in a
+        collective it left); rank 0 waits with the finalize timeout, so a job whose rank 0
+        failed still gets its document with every other rank's status as its file says.
+        """
+        return status == C.STATUS_FINISHED or self.launch.world_size <= 1 or self.launch.rank == 0
+
+    @property
+    def writing_on_this_thread(self) -> bool:
+        """Whether this thread is inside a write of the rank file (a signal handler's question)."""
+        return self._store.held_by_current_thread() or (self._ended and self._store.is_open)
+
+    def after_write(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the write in progress on this thread releases the file."""
+        self._store.deferred = action
 
     def close(self, status: str, reason: str) -> None:
         """Stop the timer, flush everything, mark the file with ``status`` and close it.
@@ -614,17 +700,10 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        from ._api import _end_active
-
         status = C.STATUS_FINISHED if exc_type is None else C.STATUS_FAILED
         if exc_type is KeyboardInterrupt:
             status = C.STATUS_KILLED
-        _end_active(
-            self,
-            status,
-            f"context manager exit ({exc_type.__name__ if exc_type else 'ok'})",
-            finalize=exc_type is None,  # an escaping exception must not wait for other ranks
-        )
+        self.end(status, f"context manager exit ({exc_type.__name__ if exc_type else 'ok'})")
 
     def __repr__(self) -> str:
         return (

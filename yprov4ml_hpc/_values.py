@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ._errors import ConfigError, ConfigTypeError
+
 __all__ = ["coerce_metric_value", "coerce_step", "coerce_timestamp_ns", "param_record_value"]
 
 _INT64_MAX = 2**63 - 1
@@ -17,7 +19,7 @@ _INT64_MAX = 2**63 - 1
 def coerce_metric_value(key: str, value: object) -> float:
     """Slow path of log_metric: accept any real number (NumPy, 1-element tensors), else TypeError."""
     if isinstance(value, (str, bytes, bytearray)):
-        raise TypeError(
+        raise ConfigTypeError(
             f"metric {key!r}: value must be a real number, got {type(value).__name__} {value!r}; "
             "convert it with float() if it is numeric"
         )
@@ -31,13 +33,15 @@ def coerce_metric_value(key: str, value: object) -> float:
         try:
             scalar = item()
         except (ValueError, RuntimeError) as exc:
-            raise TypeError(
+            raise ConfigTypeError(
                 f"metric {key!r}: value must be a single number, got {type(value).__name__} "
                 f"with more than one element ({exc}); log a reduction such as .mean()"
             ) from exc
         if isinstance(scalar, numbers.Real):
             return float(scalar)
-    raise TypeError(f"metric {key!r}: value must be a real number, got {type(value).__name__} ({value!r})")
+    raise ConfigTypeError(
+        f"metric {key!r}: value must be a real number, got {type(value).__name__} ({value!r})"
+    )
 
 
 def coerce_step(key: str, step: object) -> int:
@@ -47,19 +51,21 @@ def coerce_step(key: str, step: object) -> int:
         as_int = int(step)
         if -_INT64_MAX - 1 <= as_int <= _INT64_MAX:
             return as_int
-        raise ValueError(f"metric {key!r}: step {as_int} does not fit in int64")
-    raise TypeError(f"metric {key!r}: step must be an int or None, got {type(step).__name__} ({step!r})")
+        raise ConfigError(f"metric {key!r}: step {as_int} does not fit in int64")
+    raise ConfigTypeError(
+        f"metric {key!r}: step must be an int or None, got {type(step).__name__} ({step!r})"
+    )
 
 
 def coerce_timestamp_ns(key: str, timestamp: object) -> int:
     """``timestamp``: int nanoseconds since the epoch, or float seconds (time.time())."""
     if isinstance(timestamp, bool):
-        raise TypeError(f"metric {key!r}: timestamp must be int ns or float s, got a bool")
+        raise ConfigTypeError(f"metric {key!r}: timestamp must be int ns or float s, got a bool")
     if isinstance(timestamp, (int, np.integer)):
         return int(timestamp)
     if isinstance(timestamp, (float, np.floating)) and math.isfinite(timestamp):
         return round(float(timestamp) * 1e9)
-    raise TypeError(
+    raise ConfigTypeError(
         f"metric {key!r}: timestamp must be int ns or float seconds since the epoch, "
         f"got {type(timestamp).__name__} ({timestamp!r})"
     )

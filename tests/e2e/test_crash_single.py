@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -53,6 +54,8 @@ def test_sigterm_flushes_everything_marks_killed_and_still_dies(tmp_path: Path) 
     assert data.ranks[0].end_ns > data.ranks[0].start_ns
     np.testing.assert_array_equal(_loss(run_dir), np.arange(5123) * 0.5)
     assert any(e["event"] == "end" and "SIGTERM" in e["reason"] for e in data.events())
+    # SIGTERM's rule: flush, mark, die promptly; no finalize (Slurm's SIGKILL is coming).
+    assert not (run_dir / "summary.json").exists()
 
 
 def test_sigterm_chains_to_the_previous_handler(tmp_path: Path) -> None:
@@ -79,3 +82,6 @@ def test_exit_without_end_run_keeps_everything(tmp_path: Path, flag: str, status
     data = prov4ml.load_run(run_dir)
     assert data.ranks[0].status == status
     assert len(_loss(run_dir)) == 107
+    summary = json.loads((run_dir / "summary.json").read_text())  # written at exit, failed or not
+    assert [r["status"] for r in summary["ranks"]] == [status]
+    assert next(m for m in summary["metrics"] if m["name"] == "loss")["count"] == 107

@@ -14,7 +14,6 @@ import prov
 import pytest
 
 import yprov4ml_hpc as prov4ml
-from yprov4ml_hpc._merge import build
 
 STEPS = 120
 MARGIN_S = 6.0  # a shared 2-core CI machine is slow; the point is "not 120 s, not forever"
@@ -92,7 +91,7 @@ def test_online_finalize_equals_offline_merge(comm: Any, shared_tmp: Path) -> No
     run_dir = prov4ml.end_run(create_graph=True)
     if comm.rank == 0:
         online = json.loads((run_dir / "summary.json").read_text())
-        result = build(run_dir, shared_tmp / "offline")  # the CLI's code path
+        result = prov4ml.merge(run_dir, shared_tmp / "offline")  # the CLI's code path
         assert result.document.read_bytes() == (run_dir / result.document.name).read_bytes()
         assert _comparable(result.summary) == _comparable(online)
         assert result.summary["generated_by"] == "merge"

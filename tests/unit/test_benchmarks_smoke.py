@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,42 @@ def test_run_all_smoke_profile_writes_results(tmp_path: Path) -> None:
     report = (tmp_path / "RESULTS.md").read_text()
     for title in ("## Core costs", "## Logging overhead", "## start_run / end_run", "Command:"):
         assert title in report
+
+
+def _absolute_paths(text: str) -> list[str]:
+    """Tokens of ``text`` that are absolute paths (``/x/...``)."""
+    return [t for t in re.split(r"[\s`'\"=(),;|\[\]{}]+", text) if re.match(r"/[\w.~-]", t)]
+
+
+def test_committed_results_name_no_machine_paths() -> None:
+    results = REPO / "benchmarks" / "results"
+    found = {
+        path.name: _absolute_paths(path.read_text(encoding="utf-8"))
+        for path in sorted(results.iterdir())
+        if path.suffix in (".json", ".md")
+    }
+    assert len(found) >= 2 and all(not paths for paths in found.values()), found
+
+
+def test_results_writer_makes_paths_relative_to_the_repository() -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from _common import portable_paths
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    payload = {
+        "argv": ["/srv/repo/benchmarks/bench_x.py", "--out", "/srv/repo/benchmarks/results/x.json"],
+        "cwd": "/srv/repo",
+        "command": "/home/u/.venv/bin/python /srv/repo/benchmarks/run_all.py",
+        "run_dir": "/scratch/tmp/bench_1/n1/run",
+        "other": "/srv/repo2/file 1/2 µs/step",
+    }
+    out = portable_paths(payload, repo="/srv/repo", tmp="/scratch/tmp", home="/home/u")
+    assert out == {
+        "argv": ["benchmarks/bench_x.py", "--out", "benchmarks/results/x.json"],
+        "cwd": ".",
+        "command": "~/.venv/bin/python benchmarks/run_all.py",
+        "run_dir": "$TMPDIR/bench_1/n1/run",
+        "other": "/srv/repo2/file 1/2 µs/step",  # another folder that merely starts alike
+    }
+    assert _absolute_paths(json.dumps(portable_paths({"p": str(REPO / "benchmarks")}))) == []

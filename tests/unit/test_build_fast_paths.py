@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from yprov4ml_hpc._merge._graph import _json_key, _value_key
 from yprov4ml_hpc._merge._graph_base import DateTime, QName
 from yprov4ml_hpc._merge._provjson import _ENCODER, _encode, element_text, relation_text
 from yprov4ml_hpc._merge._stats import SeriesAggregate, aggregate_series
+from yprov4ml_hpc._reader import SeriesMeta, SeriesStats
 
 TRICKY: list[Any] = [
     "plain",
@@ -75,32 +77,32 @@ def test_param_value_key_is_the_json_text(value: Any) -> None:
     assert _value_key(value) == _json_key(value)
 
 
-def _random_stats(rng: random.Random) -> dict[str, Any]:
+def _random_stats(rng: random.Random) -> SeriesStats:
     pool = [0.0, -0.0, 1.0, 1.0, 2.5, -3.0, math.inf, -math.inf, 1e-9, 0.1, 0.2, 0.3]
     count = rng.randint(0, 5)
     low = rng.choice([None, *pool]) if count else None
     high = rng.choice([None, *pool]) if count else None
     first = rng.choice([None, 5, 3, 3, 9]) if count else None
-    return {
-        "count": count,
-        "nan_count": rng.randint(0, count),
-        "valid": rng.randint(0, count),
-        "min": low,
-        "max": high,
-        "sum": rng.choice([0.0, 0.1, 0.2, 0.3, 1e16, -1e16, 1.0, math.inf]),
-        "last": rng.choice([None, math.nan, *pool]),
-        "first_time_ns": first,
-        "last_time_ns": None if first is None else first + rng.randint(0, 3),
-    }
+    return SeriesStats(
+        count=count,
+        nan_count=rng.randint(0, count),
+        valid=rng.randint(0, count),
+        min=low,
+        max=high,
+        sum=rng.choice([0.0, 0.1, 0.2, 0.3, 1e16, -1e16, 1.0, math.inf]),
+        last=rng.choice([None, math.nan, *pool]),
+        first_time_ns=first,
+        last_time_ns=None if first is None else first + rng.randint(0, 3),
+    )
 
 
-def _reference(members: list[tuple[int, int, str, dict[str, Any]]]) -> dict[tuple[str, str], SeriesAggregate]:
+def _reference(members: list[tuple[int, int, str, Any]]) -> dict[tuple[str, str], SeriesAggregate]:
     out: dict[tuple[str, str], SeriesAggregate] = {}
     for run, rank, host, meta in members:
-        for s in meta["series"]:
-            key = (s["context"], s["name"])
-            agg = out.setdefault(key, SeriesAggregate(s["name"], s["context"], s["h5path"]))
-            agg.add(run, rank, host, s["stats"])
+        for s in meta.series:
+            key = (s.context, s.name)
+            agg = out.setdefault(key, SeriesAggregate(s.name, s.context, s.h5path))
+            agg.add(run, rank, host, s.stats)
     return {key: out[key] for key in sorted(out)}
 
 
@@ -110,12 +112,12 @@ def test_column_wise_aggregation_equals_adding_rank_by_rank(seed: int) -> None:
     members = []
     for run in range(rng.randint(1, 3)):
         for rank in range(rng.randint(1, 40)):
-            series = [
-                {"context": c, "name": n, "h5path": f"/{c}/{n}/{rank}", "stats": _random_stats(rng)}
+            series = tuple(
+                SeriesMeta(n, c, f"/{c}/{n}/{rank}", 0, _random_stats(rng))
                 for c, n in (("training", "loss"), ("validation", "acc"), ("training", "a"))
                 if rng.random() < 0.8
-            ]
-            members.append((run, rank, f"host{rank % 3}", {"series": series}))
+            )
+            members.append((run, rank, f"host{rank % 3}", SimpleNamespace(series=series)))
     fast, slow = aggregate_series(members), _reference(members)
     assert list(fast) == list(slow)
     for key in fast:
@@ -126,11 +128,14 @@ def test_column_wise_aggregation_equals_adding_rank_by_rank(seed: int) -> None:
 
 
 def test_sum_is_added_in_rank_order_not_compensated() -> None:
-    stats = {"count": 1, "nan_count": 0, "valid": 1, "min": 1.0, "max": 1.0, "last": 1.0}
-    stats.update(first_time_ns=1, last_time_ns=2)
     sums = [1e16, 1.0, -1e16]  # in order: (1e16 + 1) - 1e16 == 0.0; compensated: 1.0
-    members = [
-        (0, r, "h", {"series": [{"context": "c", "name": "n", "h5path": "/", "stats": {**stats, "sum": s}}]})
+    members: list[tuple[int, int, str, Any]] = [
+        (
+            0,
+            r,
+            "h",
+            SimpleNamespace(series=(SeriesMeta("n", "c", "/", 1, SeriesStats(1, 0, 1, 1.0, 1.0, s, 1.0)),)),
+        )
         for r, s in enumerate(sums)
     ]
     assert aggregate_series(members)[("c", "n")].total == 0.0

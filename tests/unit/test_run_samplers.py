@@ -8,15 +8,13 @@ import pytest
 
 import yprov4ml_hpc as prov4ml
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 TRACE = FIXTURES / "nvml" / "h100_trace.json"
 
 
 @pytest.fixture
 def replay(monkeypatch: pytest.MonkeyPatch) -> Path:
-    if not TRACE.exists():
-        pytest.skip(f"NVML fixture {TRACE} is absent")
     monkeypatch.setenv("YPROV4ML_HPC_NVML_REPLAY", str(TRACE))
     return TRACE
 

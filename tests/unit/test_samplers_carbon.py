@@ -26,7 +26,7 @@ needs_codecarbon = pytest.mark.skipif(
     importlib.util.find_spec("codecarbon") is None,
     reason='codecarbon absent (pip install "yprov4ml-hpc[carbon]")',
 )
-H100 = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "nvml" / "h100_trace.json"
+H100 = Path(__file__).resolve().parents[1] / "fixtures" / "nvml" / "h100_trace.json"
 
 
 @pytest.fixture(autouse=True)

@@ -18,11 +18,8 @@ from yprov4ml_hpc._constants import ENV_NVML_REPLAY
 from yprov4ml_hpc._errors import SamplerUnavailableWarning
 from yprov4ml_hpc._samplers import SamplerSet
 
-NVML_FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "nvml"
+NVML_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nvml"
 H100 = NVML_FIXTURES / "h100_trace.json"
-needs_traces = pytest.mark.skipif(
-    not H100.exists(), reason=f"NVML trace fixtures not found in {NVML_FIXTURES}"
-)
 
 Row = tuple[str, float, str, int | None, int]
 
@@ -61,7 +58,6 @@ def _sampler(rows: list[Row], clock: FakeClock, **kwargs: Any) -> SamplerSet:
     return SamplerSet(lambda *r: rows.append(r), interval_s=0, carbon=False, clock_ns=clock, **kwargs)
 
 
-@needs_traces
 @pytest.mark.parametrize("trace", ["h100_trace.json", "h200_trace.json"])
 def test_series_equal_the_trace_at_every_sampled_time(
     trace: str, rows: list[Row], monkeypatch: pytest.MonkeyPatch
@@ -92,7 +88,6 @@ def test_series_equal_the_trace_at_every_sampled_time(
     assert max(expected["gpu0/power_w"]) > 600  # the load phase really is in there
 
 
-@needs_traces
 def test_between_samples_the_latest_earlier_sample_is_served(
     rows: list[Row], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -112,7 +107,6 @@ def test_between_samples_the_latest_earlier_sample_is_served(
     ]
 
 
-@needs_traces
 def test_energy_is_the_counter_difference_over_the_window(
     rows: list[Row], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,7 +124,6 @@ def test_energy_is_the_counter_difference_over_the_window(
     assert [r[1] for r in energy] == [0.0, sampler.energy_j()["gpu0/energy_j"]]
 
 
-@needs_traces
 def test_load_phase_energy_and_the_one_hertz_counter_limit(
     rows: list[Row], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -170,7 +163,6 @@ def _trapezoid_j(points: list[tuple[int, float]]) -> float:
     return sum((p0 + p1) / 2 * (t1 - t0) / 1e9 for (t0, p0), (t1, p1) in itertools.pairwise(points))
 
 
-@needs_traces
 def test_sample_now_reads_the_energy_counter_only_the_first_time(
     rows: list[Row], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -191,7 +183,6 @@ def test_sample_now_reads_the_energy_counter_only_the_first_time(
     sampler.stop()
 
 
-@needs_traces
 def test_unsupported_fan_is_skipped_without_warnings(
     rows: list[Row], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -284,7 +275,6 @@ def test_unreadable_trace_warns_once_and_samples_no_gpu(
     assert _series(rows, "process/rss_bytes")
 
 
-@needs_traces
 def test_a_rank_owning_no_gpu_records_none(rows: list[Row], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_NVML_REPLAY, str(H100))
     sampler = _sampler(rows, FakeClock(), local_rank=1, local_size=2)  # the one GPU is local rank 0's

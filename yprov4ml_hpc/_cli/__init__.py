@@ -55,13 +55,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args))
-    except (Yprov4mlError, OSError, KeyError) as exc:
-        print(f"yprov4ml-hpc {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:  # `yprov4ml-hpc ls prov | head`: the reader left; exit quietly
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    # A user's mistake or a file problem is one line; anything else (a KeyError included) is
+    # a bug of ours and keeps its traceback.
+    except (Yprov4mlError, OSError) as exc:
+        print(f"yprov4ml-hpc {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

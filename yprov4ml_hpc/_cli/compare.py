@@ -14,7 +14,7 @@ from typing import Any
 
 from .._reader import RunData
 from .._report._format import DASH, fmt_energy, fmt_num, fmt_seconds
-from .._report._summary import SAMPLER_CONTEXTS, RunSummary, load_summary, open_run
+from .._summaryfile import SAMPLER_CONTEXTS, RunSummary, load_summary, open_run
 from ._text import print_table, warn
 
 __all__ = ["run", "setup_parser"]

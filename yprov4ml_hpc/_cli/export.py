@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .._merge._export import FORMATS, export
+from .._export import FORMATS, export
 
 __all__ = ["run", "setup_parser"]
 

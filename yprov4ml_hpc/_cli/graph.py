@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .. import _constants as C
-from .._errors import ConfigError
+from .._errors import ConfigError, MergeError
 from .._merge._dot import (
     AUTO_RANK_DETAIL_MAX,
     DETAIL_CHOICES,
@@ -24,6 +24,7 @@ from .._merge._dot import (
     write_dot,
     write_svg,
 )
+from .._output import output_folder
 
 __all__ = ["run", "setup_parser"]
 
@@ -58,8 +59,8 @@ def setup_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._merge import collect_run
     from .._merge._dot_input import graph_input
+    from .._reader import load_run
 
     if args.output is None and len(args.run_dirs) > 1:
         raise ConfigError("drawing several run directories needs an output directory (-o OUT_DIR)")
@@ -68,9 +69,15 @@ def run(args: argparse.Namespace) -> int:
         hosts=tuple(args.node), ranks=parse_rank_ranges(args.ranks) if args.ranks else ()
     )
     target = Path(args.output or args.run_dirs[0])
-    runs = [graph_input(collect_run(Path(d))) for d in args.run_dirs]
+    runs = []
+    for run_dir in args.run_dirs:
+        run = load_run(run_dir)  # no series statistics: the picture needs names and statuses
+        if not run.metas:
+            reasons = "; ".join(reason for _, reason in run.problems) or "no rank files"
+            raise MergeError(f"{run_dir}: no readable rank file to draw ({reasons})")
+        runs.append(graph_input(run))
     picture = dot_graph(runs, detail=detail, selection=selection)
-    target.mkdir(parents=True, exist_ok=True)
+    output_folder(target)  # after reading: a mistyped run directory is not created
     dot = write_dot(picture, target / C.GRAPH_DOT_FILENAME)
     print(
         f"wrote {dot} ({picture.nodes} nodes, {picture.edges} edges; "

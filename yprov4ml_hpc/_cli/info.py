@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 
+from .. import _constants as C
 from .._reader import load_run
 
 __all__ = ["run", "setup_parser"]
@@ -35,10 +36,9 @@ def run(args: argparse.Namespace) -> int:
         for r in data.ranks
     ]
     series: dict[tuple[str, str], dict[int, int]] = {}
-    for name, context, rank in data.series_keys():
-        count = data.meta(rank)["series"]
-        counts = {s["name"]: s["count"] for s in count if s["context"] == context}
-        series.setdefault((name, context), {})[rank] = counts[name]
+    for rank, meta in data.metas.items():
+        for s in meta.series:
+            series.setdefault((s.name, s.context), {}).setdefault(rank, s.count)
     if args.json:
         print(
             json.dumps(
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
                     "world_size": data.world_size,
                     "ranks": ranks,
                     "missing_ranks": data.missing_ranks,
+                    "damaged_ranks": sorted(data.damaged),
                     "series": [
                         {"name": n, "context": c, "points_per_rank": {str(k): v for k, v in per.items()}}
                         for (n, c), per in sorted(series.items())
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"run {data.experiment}_{data.run_id}  ({data.run_dir})")
-    print(f"world size {data.world_size}, {len(data.ranks)} rank files")
+    print(f"world size {data.world_size}, {len(data.ranks)} readable rank files")
     print(f"\n{'rank':>6} {'host':<20} {'local':>5} {'pid':>8} {'status':<10} {'start':<19} {'wall s':>9}")
     for r in ranks:
         wall = f"{r['wall_time_s']:.3f}" if r["wall_time_s"] is not None else "-"
@@ -69,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
             f"{r['status']:<10} {r['start']:<19} {wall:>9}"
         )
     for rank in data.missing_ranks:
-        print(f"{rank:>6} {'-':<20} {'-':>5} {'-':>8} {'missing':<10}")
+        status = C.STATUS_DAMAGED if rank in data.damaged else C.STATUS_MISSING
+        print(f"{rank:>6} {'-':<20} {'-':>5} {'-':>8} {status:<10}")
     print(f"\n{'series':<40} {'context':<14} {'ranks':>5} {'points':>12}")
     for (name, context), per in sorted(series.items()):
         print(f"{name[:40]:<40} {context[:14]:<14} {len(per):>5} {sum(per.values()):>12}")

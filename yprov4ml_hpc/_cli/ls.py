@@ -15,14 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import h5py
-import numpy as np
-
 from .. import _constants as C
 from .._errors import DamagedRunError, StorageError
 from .._progress import Progress
+from .._reader import RankAttrs, read_run_header
 from .._report._format import DASH, fmt_seconds, fmt_time
-from .._report._summary import read_summary_file
+from .._summaryfile import read_summary_file
 from ._text import print_table, warn
 
 __all__ = ["run", "setup_parser"]
@@ -46,42 +44,33 @@ def setup_parser(parser: argparse.ArgumentParser) -> None:
 STALE_AFTER_S = 300.0  # a 'running' file not written for this long most likely lost its process
 
 
-def _rank_attrs(path: Path) -> dict[str, Any] | None:
-    """Root attributes only (no datasets): what ls needs, at one small read per file."""
+def _rank_row(attrs: RankAttrs, path: Path) -> dict[str, Any]:
+    """What ls needs of one rank: its checked root attributes and the file's last write."""
     try:
-        with h5py.File(path, "r", locking=False) as handle:
-            attrs = dict(handle.attrs)
         mtime_ns = path.stat().st_mtime_ns
-    except (OSError, RuntimeError, ValueError):
-        return None
-    out: dict[str, Any] = {"mtime_ns": mtime_ns}
-    for key in (
-        "experiment",
-        "run_id",
-        "world_size",
-        "status",
-        "start_ns",
-        "end_ns",
-        "host",
-        "pid",
-        "job_id",
-        "flush_interval_s",
-        "schema",
-    ):
-        value = attrs.get(key)
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        out[key] = value.item() if isinstance(value, np.generic) else value
-    if out.get("schema") != C.RANK_SCHEMA:
-        return None
-    if out.get("status") == C.STATUS_RUNNING and not _looks_alive(out):
-        out["status"] = C.STATUS_INCOMPLETE  # as a merge will call it
-    return out
+    except OSError:
+        mtime_ns = 0
+    row: dict[str, Any] = {
+        "experiment": attrs.experiment,
+        "run_id": attrs.run_id,
+        "world_size": attrs.world_size,
+        "status": attrs.status,
+        "start_ns": attrs.start_ns,
+        "end_ns": attrs.end_ns,
+        "host": attrs.host,
+        "pid": attrs.pid,
+        "job_id": attrs.job_id,
+        "flush_interval_s": attrs.flush_interval_s,
+        "mtime_ns": mtime_ns,
+    }
+    if row["status"] == C.STATUS_RUNNING and not _looks_alive(row):
+        row["status"] = C.STATUS_INCOMPLETE  # as a merge will call it
+    return row
 
 
 def _looks_alive(attrs: dict[str, Any]) -> bool:
     """Is the process writing a 'running' file still there?  Sure only on its own host."""
-    if attrs.get("host") == socket.gethostname() and isinstance(attrs.get("pid"), int):
+    if attrs.get("host") == socket.gethostname() and attrs.get("pid"):
         try:
             os.kill(attrs["pid"], 0)
         except ProcessLookupError:
@@ -93,10 +82,7 @@ def _looks_alive(attrs: dict[str, Any]) -> bool:
     return quiet_s < max(3 * float(attrs.get("flush_interval_s") or 0.0), STALE_AFTER_S)
 
 
-_STATUS_ORDER = {
-    s: i
-    for i, s in enumerate(("finished", "running", "incomplete", "killed", "failed", "missing", "damaged"))
-}
+_STATUS_ORDER = {s: i for i, s in enumerate(C.STATUS_ORDER)}
 
 
 def _status_text(counts: dict[str, int]) -> str:
@@ -108,16 +94,18 @@ def _status_text(counts: dict[str, int]) -> str:
 
 def describe_run(run_dir: Path, bar: Progress | None = None) -> dict[str, Any]:
     """One row of the listing (a dict, also the --json record)."""
-    files = sorted((run_dir / C.RANKS_DIRNAME).glob("rank_*.h5"))
     summary_path = run_dir / C.SUMMARY_FILENAME
-    row: dict[str, Any] = {"path": str(run_dir), "merged": summary_path.is_file(), "rank_files": len(files)}
+    row: dict[str, Any] = {"path": str(run_dir), "merged": summary_path.is_file()}
     summary = None
     if row["merged"]:
         try:
             summary = read_summary_file(summary_path)
         except DamagedRunError:
             row["merged"] = False  # damaged: describe it from the rank files instead
-    attrs = [a for a in (_rank_attrs(p) for p in (files[:1] if summary else files)) if a is not None]
+    # The reader's scan and rules (duplicates, damaged, world size), attributes only.
+    header = read_run_header(run_dir, first_only=summary is not None)
+    row["rank_files"] = len(header.paths)
+    attrs = [_rank_row(a, header.paths[r]) for r, a in header.ranks.items()]
     if bar is not None:
         bar.update()
     first = attrs[0] if attrs else {}
@@ -135,15 +123,15 @@ def describe_run(run_dir: Path, bar: Progress | None = None) -> dict[str, Any]:
         walls = [r["wall_time_s"] for r in ranks if isinstance(r.get("wall_time_s"), (int, float))]
         row["duration_s"] = max(walls) if walls else None
     else:
-        row["world_size"] = max([int(a.get("world_size") or 1) for a in attrs] + [len(files)])
+        row["world_size"] = header.world_size
         counts = {}
         for a in attrs:
             counts[str(a.get("status"))] = counts.get(str(a.get("status")), 0) + 1
-        if len(attrs) < len(files):
-            counts["damaged"] = len(files) - len(attrs)
-        missing = row["world_size"] - len(files)
+        if header.damaged:
+            counts[C.STATUS_DAMAGED] = len(header.damaged)
+        missing = len(header.missing_ranks) - len(header.damaged)
         if missing > 0:
-            counts["missing"] = missing
+            counts[C.STATUS_MISSING] = missing
         # A dead rank's last sign of life is its last flush (the file's mtime).
         ends = [int(a["end_ns"]) or int(a["mtime_ns"]) for a in attrs]
         running = any(a.get("status") == C.STATUS_RUNNING for a in attrs)

@@ -25,7 +25,9 @@ def setup_parser(parser: argparse.ArgumentParser) -> None:
         metavar="OUT_DIR",
         help="where to write (default: the run directory; required for several)",
     )
-    parser.add_argument("--strict", action="store_true", help="a damaged rank file is an error")
+    parser.add_argument(
+        "--strict", action="store_true", help="a damaged or missing rank file is an error (exit 2)"
+    )
     parser.add_argument(
         "--consolidate",
         action="store_true",

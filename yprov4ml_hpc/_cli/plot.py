@@ -19,7 +19,7 @@ from .._plots import (
     write_figures,
 )
 from .._progress import Progress
-from .._report._summary import load_summary, open_run
+from .._summaryfile import load_summary, open_run
 from ._text import warn
 
 __all__ = ["run", "setup_parser"]

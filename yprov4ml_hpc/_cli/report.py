@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .._merge._export import write_replacing
+from .._output import write_replacing
 from .._progress import Progress
 from .._report import build_report
-from .._report._summary import load_summary, open_run
+from .._summaryfile import load_summary, open_run
 from ._text import warn
 
 __all__ = ["run", "setup_parser"]

@@ -16,7 +16,7 @@ from .. import _constants as C
 from .._progress import Progress
 from .._reader import RunData
 from .._report._format import DASH, fmt_bytes, fmt_energy, fmt_num, fmt_seconds
-from .._report._summary import SAMPLER_CONTEXTS, RunSummary, load_summary, open_run, read_summary_file
+from .._summaryfile import SAMPLER_CONTEXTS, RunSummary, load_summary, open_run, read_summary_file
 from ._text import print_table, warn
 
 __all__ = ["run", "setup_parser"]
@@ -78,7 +78,7 @@ def _print_ranks(ranks: list[dict[str, Any]], stragglers: set[tuple[str, int]], 
         rows = []
         for host, members in nodes.items():
             walls = [r["wall_time_s"] for r in members if isinstance(r.get("wall_time_s"), (int, float))]
-            done = sum(1 for r in members if r.get("status") == "finished")
+            done = sum(1 for r in members if r.get("status") == C.STATUS_FINISHED)
             rows.append(
                 [
                     host,

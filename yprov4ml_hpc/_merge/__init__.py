@@ -1,7 +1,7 @@
 """Merging rank files into one PROV document and one summary per job (online and offline).
 
 ``build`` is the one entry point shared by the collective finalize and ``yprov4ml-hpc merge``;
-``read_merge_meta`` is what each rank computes for its own file before finalize gathers it.
+What each rank sends for its own file is the reader's ``read_rank_meta(path, stats=True)``.
 Only ``build``/``assemble`` need networkx, so they are imported on first use: a non-root rank
 in finalize reads its own file without paying networkx's import (~0.2 s).
 """
@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._inputs import RunInput, collect_run, read_merge_meta
-
 if TYPE_CHECKING:
     from ._build import BuildResult, assemble, build, document_name
 
-__all__ = ["BuildResult", "RunInput", "assemble", "build", "collect_run", "document_name", "read_merge_meta"]
+__all__ = ["BuildResult", "assemble", "build", "document_name"]
 
 _LAZY = frozenset({"BuildResult", "assemble", "build", "document_name"})
 

@@ -22,13 +22,14 @@ from typing import Any
 import networkx as nx
 
 from .. import _constants as C
-from .._errors import ConfigError, DamagedRunError
+from .._errors import ConfigError, DamagedRunError, MergeError
+from .._output import output_folder, write_replacing
+from .._reader import Progress, RankMeta, RunData, load_run
 from .._rundir import check_label
 from ._consolidate import consolidate as write_consolidated
 from ._dot import dot_graph, write_dot, write_svg
 from ._dot_input import graph_input
 from ._graph import build_graph
-from ._inputs import Progress, RunInput, collect_run
 from ._provjson import write_prov_json
 from ._stats import SeriesAggregate
 from ._summary import metric_aggregates, summarize
@@ -47,25 +48,24 @@ class BuildResult:
     summary_path: Path
     summary: dict[str, Any]
     document_bytes: int
-    runs: list[RunInput] = field(repr=False)
+    runs: list[RunData] = field(repr=False)
     graph_dot: Path | None = None
     graph_svg: Path | None = None
     consolidated: Path | None = None
     messages: list[str] = field(default_factory=list)  # one-liners for the user (svg skipped, ...)
 
 
-def document_name(runs: Sequence[RunInput]) -> str:
+def document_name(runs: Sequence[RunData]) -> str:
     run_id = runs[0].run_id if len(runs) == 1 else f"{runs[0].run_id}..{runs[-1].run_id}"
     return C.PROV_DOCUMENT_TEMPLATE.format(experiment=runs[0].experiment, run_id=run_id)
 
 
-def _check_labels(run: RunInput) -> None:
+def _check_labels(run: RunData) -> None:
     """experiment and run_id (read from the lowest rank's attributes) name the document: a
     value that is no safe label (``/../..``) is a damaged run, never part of a path."""
     rank = min(run.metas)
-    attrs = run.metas[rank]["attrs"]
-    for key in ("experiment", "run_id"):
-        value = attrs.get(key)
+    attrs = run.metas[rank].attrs
+    for key, value in (("experiment", attrs.experiment), ("run_id", attrs.run_id)):
         if value is None or (key == "experiment" and value == ""):
             continue  # absent: run_id falls back to the folder's name, experiment to ''
         try:
@@ -75,7 +75,22 @@ def _check_labels(run: RunInput) -> None:
             raise DamagedRunError(f"{source}: {exc}") from None
 
 
-def _per_rank(run: RunInput, prov_detail: str | None) -> bool:
+def _check_complete(run: RunData) -> None:
+    """``strict``: a rank of the job without a rank file is as much an error as a damaged one
+    (damaged files already raised while reading).  Only offline merges ask for this: finalize
+    merges around ranks that never arrived, by design."""
+    missing = [rank for rank in range(run.world_size) if rank not in run.metas and rank not in run.damaged]
+    if missing:
+        shown = ", ".join(str(rank) for rank in missing[:20])
+        more = f", ... ({len(missing) - 20} more)" if len(missing) > 20 else ""
+        raise DamagedRunError(
+            f"{run.run_dir}: {len(missing)} of {run.world_size} ranks have no rank file "
+            f"(ranks {shown}{more}, e.g. {C.RANK_FILE_TEMPLATE.format(rank=missing[0])}); "
+            "merge without --strict to merge around them"
+        )
+
+
+def _per_rank(run: RunData, prov_detail: str | None) -> bool:
     detail = prov_detail or run.prov_detail
     if detail not in C.PROV_DETAIL_CHOICES:
         raise ConfigError(f"prov_detail must be one of {C.PROV_DETAIL_CHOICES}, got {detail!r}")
@@ -93,15 +108,35 @@ def _as_dirs(run_dirs: RunDirs) -> list[Path]:
     return dirs
 
 
+def _read_run(
+    run_dir: Path,
+    metas: Mapping[int, RankMeta | None] | None,
+    *,
+    strict: bool,
+    progress: Progress | None,
+    workers: int,
+) -> RunData:
+    try:
+        run = load_run(run_dir, strict, metas=metas, stats=True, progress=progress, workers=workers)
+    except DamagedRunError as exc:
+        if not strict:
+            raise
+        raise DamagedRunError(f"{run_dir}: {exc} (merge without --strict to merge around it)") from exc
+    if not run.metas:
+        reasons = "; ".join(reason for _, reason in run.problems) or "no rank files"
+        raise MergeError(f"{run_dir}: no readable rank file to merge ({reasons})")
+    return run
+
+
 def assemble(
     run_dirs: RunDirs,
     *,
-    metas: Mapping[int, dict[str, Any] | None] | None = None,
+    metas: Mapping[int, RankMeta | None] | None = None,
     prov_detail: str | None = None,
     strict: bool = False,
     progress: Progress | None = None,
     workers: int = 1,
-) -> tuple[list[RunInput], nx.MultiDiGraph]:
+) -> tuple[list[RunData], nx.MultiDiGraph]:
     """Read (or take) the rank metas of every run and build the graph; writes nothing."""
     runs = _collect(_as_dirs(run_dirs), metas=metas, strict=strict, progress=progress, workers=workers)
     graph, _ = _graph_and_aggregates(runs, prov_detail)
@@ -111,20 +146,22 @@ def assemble(
 def _collect(
     dirs: list[Path],
     *,
-    metas: Mapping[int, dict[str, Any] | None] | None,
+    metas: Mapping[int, RankMeta | None] | None,
     strict: bool,
     progress: Progress | None,
     workers: int,
-) -> list[RunInput]:
+) -> list[RunData]:
     if metas is not None and len(dirs) != 1:
         raise ConfigError("metas can be given for one run directory only")
     runs = [
-        collect_run(d, metas if i == 0 else None, strict=strict, progress=progress, workers=workers)
+        _read_run(d, metas if i == 0 else None, strict=strict, progress=progress, workers=workers)
         for i, d in enumerate(dirs)
     ]
     seen: dict[tuple[str, str], Path] = {}
     for run in runs:
         _check_labels(run)
+        if strict:
+            _check_complete(run)
         key = (run.experiment, run.run_id)
         if key in seen:
             raise ConfigError(
@@ -136,7 +173,7 @@ def _collect(
 
 
 def _graph_and_aggregates(
-    runs: list[RunInput], prov_detail: str | None
+    runs: list[RunData], prov_detail: str | None
 ) -> tuple[nx.MultiDiGraph, dict[tuple[str, str], SeriesAggregate] | None]:
     """The graph, and for a single run the series aggregates it shares with the summary."""
     shared = metric_aggregates(runs) if len(runs) == 1 else None
@@ -159,9 +196,7 @@ def summary_text(summary: dict[str, Any]) -> str:
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(summary_text(value), encoding="utf-8")
-    os.replace(tmp, path)
+    write_replacing(path, summary_text(value))
 
 
 @contextlib.contextmanager
@@ -182,7 +217,7 @@ def build(
     run_dirs: RunDirs,
     out_dir: str | os.PathLike[str] | None = None,
     *,
-    metas: Mapping[int, dict[str, Any] | None] | None = None,
+    metas: Mapping[int, RankMeta | None] | None = None,
     generated_by: str = "merge",
     prov_detail: str | None = None,
     straggler_factor: float = C.DEFAULT_STRAGGLER_FACTOR,
@@ -210,9 +245,9 @@ def build(
     if out_dir is None and len(dirs) > 1:
         raise ConfigError("merging several run directories needs an output directory (-o OUT_DIR)")
     target = Path(out_dir) if out_dir is not None else dirs[0]
-    target.mkdir(parents=True, exist_ok=True)
     runs = _collect(dirs, metas=metas, strict=strict, progress=progress, workers=workers)
     graph, aggregates = _graph_and_aggregates(runs, prov_detail)
+    output_folder(target)  # after reading: a mistyped run directory must not be created
     document = target / document_name(runs)
     document_bytes = write_prov_json(graph, document)
     result = BuildResult(target, document, target / C.SUMMARY_FILENAME, {}, document_bytes, runs)

@@ -15,44 +15,50 @@ group's ``problems`` attribute.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
 
 from .. import _constants as C
+from .._output import replacing
+from .._reader import Progress, RankMeta, RunData
+from .._reader._rank import read_series_arrays
 from .._rundir import run_dir_name
-from ._inputs import Progress, RunInput
 
 __all__ = ["consolidate"]
 
-_RECORDS = (C.PARAMS_DATASET, C.ARTIFACTS_DATASET, C.EVENTS_DATASET)
+_STR = h5py.string_dtype("utf-8")
 
 
-def _copy_rank(source: h5py.File, target: h5py.Group, series: list[dict[str, object]]) -> None:
-    for key, value in source.attrs.items():
+def _copy_rank(meta: RankMeta, target: h5py.Group) -> None:
+    """The rank as the reader checked it (no raw copy of an untrusted file's objects)."""
+    for key, value in meta.attrs.raw.items():
         target.attrs[key] = value
-    for name in _RECORDS:
-        if name in source:
-            source.copy(source[name], target, name=name)
-    for s in series:
-        h5path = str(s["h5path"])
-        count = int(str(s["count"]))
-        group = target.require_group(h5path.lstrip("/"))
-        src = source[h5path]
-        for key, value in src.attrs.items():
-            group.attrs[key] = value
-        for key in ("step", "value", "time_ns"):
-            group.create_dataset(key, data=src[key][:count])
+    for name, records in (
+        (C.PARAMS_DATASET, meta.params),
+        (C.ARTIFACTS_DATASET, meta.artifacts),
+        (C.EVENTS_DATASET, meta.events),
+    ):
+        lines = [json.dumps(r, ensure_ascii=False, default=str) for r in records]
+        target.create_dataset(name, data=lines, dtype=_STR)
+    if meta.path is None:
+        return
+    for s in meta.series:
+        group = target.require_group(s.h5path.lstrip("/"))
+        group.attrs["name"] = s.name
+        group.attrs["context"] = s.context
+        for key, data in zip(
+            ("step", "value", "time_ns"), read_series_arrays(meta.path, s.h5path, s.count), strict=True
+        ):
+            group.create_dataset(key, data=data)
 
 
-def consolidate(runs: Sequence[RunInput], path: Path, progress: Progress | None = None) -> Path:
+def consolidate(runs: Sequence[RunData], path: Path, progress: Progress | None = None) -> Path:
     """Write ``path`` (atomically) holding every readable rank's series of every run."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     total = sum(len(run.metas) for run in runs)
     done = 0
-    with h5py.File(tmp, "w") as out:
+    with replacing(path) as handle, h5py.File(handle, "w") as out:
         out.attrs["schema"] = "yprov4ml_hpc/consolidated"
         out.attrs["schema_version"] = 1
         for run in runs:
@@ -62,10 +68,8 @@ def consolidate(runs: Sequence[RunInput], path: Path, progress: Progress | None 
             run_group.attrs["world_size"] = run.world_size
             run_group.attrs["problems"] = json.dumps([{"file": f, "reason": r} for f, r in run.problems])
             for rank, meta in run.metas.items():
-                with h5py.File(meta["path"], "r", locking=False) as source:
-                    _copy_rank(source, run_group.create_group(f"rank_{rank:06d}"), meta["series"])
+                _copy_rank(meta, run_group.create_group(f"rank_{rank:06d}"))
                 done += 1
                 if progress is not None:
                     progress(done, total, "ranks consolidated")
-    os.replace(tmp, path)
     return path

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from .. import _constants as C
 from .._errors import ConfigError
+from .._output import write_replacing
 
 __all__ = [
     "DETAIL_CHOICES",
@@ -57,12 +57,7 @@ _STYLE = {
     "agent": 'shape=house, style=filled, fillcolor="#FED37F"',
 }
 # Worst first: the border of a box is the colour of the worst status among its ranks.
-_STATUS_COLOURS = {
-    C.STATUS_FAILED: "#e53935",
-    C.STATUS_KILLED: "#fb8c00",
-    C.STATUS_INCOMPLETE: "#8e24aa",
-    C.STATUS_MISSING: "#757575",
-}
+_WORST_FIRST = (*C.JOB_STATUS_PRECEDENCE, C.STATUS_DAMAGED)
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
 
@@ -157,14 +152,14 @@ def _tally(ranks: Iterable[GraphRank]) -> Counter[str]:
 
 
 def _tally_text(tally: Counter[str]) -> str:
-    order = [C.STATUS_FINISHED, *_STATUS_COLOURS]
+    order = C.STATUS_ORDER
     known = [s for s in order if tally.get(s)] + sorted(s for s in tally if s not in order)
     return ", ".join(f"{tally[s]:,} {s}" for s in known)
 
 
 def _border(tally: Counter[str]) -> str:
-    worst = next((s for s in _STATUS_COLOURS if tally.get(s)), None)
-    return f', color="{_STATUS_COLOURS[worst]}", penwidth=3' if worst else ""
+    worst = next((s for s in _WORST_FIRST if tally.get(s)), None)
+    return f', color="{C.STATUS_COLORS[worst]}", penwidth=3' if worst else ""
 
 
 class _Dot:
@@ -365,9 +360,7 @@ def dot_graph(
 
 
 def write_dot(graph: DotGraph, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(graph.text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_replacing(path, graph.text)
     return path
 
 
@@ -385,9 +378,9 @@ def write_svg(dot_path: Path, svg_path: Path, nodes: int) -> tuple[Path | None, 
             f"render {dot_path.name} yourself (e.g. dot -Tsvg) if you need it"
         )
     try:
-        subprocess.run(
-            [dot, "-Tsvg", str(dot_path), "-o", str(svg_path)], check=True, capture_output=True, timeout=300
-        )
+        # To stdout, not `-o svg_path`: dot would write through a link planted under that name.
+        proc = subprocess.run([dot, "-Tsvg", str(dot_path)], check=True, capture_output=True, timeout=300)
+        write_replacing(svg_path, proc.stdout)
     except (OSError, subprocess.SubprocessError) as exc:
         return None, f"{svg_path.name} not written: dot failed ({exc})"
     return svg_path, None

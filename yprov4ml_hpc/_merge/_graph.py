@@ -30,6 +30,8 @@ from typing import Any
 import networkx as nx
 
 from .. import _constants as C
+from .._reader import RunData, SeriesMeta, SeriesStats
+from ._energy import JobEnergy, NodeEnergy, job_energy
 from ._graph_base import (
     RELATION_ROLES,
     SAFE_KEY,
@@ -40,8 +42,7 @@ from ._graph_base import (
     RelationSink,
     ranges,
 )
-from ._inputs import RunInput
-from ._stats import SeriesAggregate, aggregate_series, rank_status
+from ._stats import SeriesAggregate, aggregate_series
 
 __all__ = ["RELATION_ROLES", "build_graph"]
 
@@ -76,9 +77,6 @@ def _value_key(value: Any) -> str:
     return _json_key(value)
 
 
-_STATUS_ORDER = (C.STATUS_FAILED, C.STATUS_KILLED, C.STATUS_INCOMPLETE, C.STATUS_MISSING)
-
-
 def _times(attrs: dict[str, Any], start: int | None, end: int | None) -> dict[str, Any]:
     if start:
         attrs["prov:startTime"] = start
@@ -87,14 +85,37 @@ def _times(attrs: dict[str, Any], start: int | None, end: int | None) -> dict[st
     return attrs
 
 
+def _energy_attrs(attrs: dict[str, Any], node: NodeEnergy) -> dict[str, Any]:
+    """Energy (J, ``xsd:double``), emissions (kg CO2e) and the method behind each, where measured."""
+    if node.energy_j is not None:
+        attrs[f"{P}:energy_j"] = float(node.energy_j)
+        attrs[f"{P}:energy_method"] = str(node.energy_method)
+    if node.emissions_kg is not None:
+        attrs[f"{P}:emissions_kg"] = float(node.emissions_kg)
+        attrs[f"{P}:emissions_method"] = str(node.emissions_method)
+    return attrs
+
+
+def _job_energy(energy: JobEnergy) -> NodeEnergy:
+    """The job's figures: sums over its nodes, each method saying so."""
+    energy_method = energy.method_of("energy_method")
+    emissions_method = energy.method_of("emissions_method")
+    return NodeEnergy(
+        energy.total_j,
+        f"sum over nodes of: {energy_method}" if energy_method else None,
+        energy.emissions_kg,
+        f"sum over nodes of: {emissions_method}" if emissions_method else None,
+    )
+
+
 def _job_status(statuses: list[str]) -> str:
-    for status in _STATUS_ORDER:
+    for status in C.JOB_STATUS_PRECEDENCE:
         if status in statuses:
             return status
     return C.STATUS_FINISHED
 
 
-def _series_attrs(agg_or_stats: SeriesAggregate | dict[str, Any], name: str, context: str) -> dict[str, Any]:
+def _series_attrs(agg_or_stats: SeriesAggregate | SeriesStats, name: str, context: str) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "prov:type": QName(f"{P}:MetricSeries"),
         f"{P}:name": name,
@@ -111,9 +132,9 @@ def _series_attrs(agg_or_stats: SeriesAggregate | dict[str, Any], name: str, con
         attrs[f"{P}:ranks"] = len(agg_or_stats.ranks)
         nan_count = agg_or_stats.nan_count
     else:
-        values = {k: agg_or_stats[k] for k in ("min", "max", "last")}
-        attrs[f"{P}:count"] = agg_or_stats["count"]
-        nan_count = agg_or_stats["nan_count"]
+        values = {"min": agg_or_stats.min, "max": agg_or_stats.max, "last": agg_or_stats.last}
+        attrs[f"{P}:count"] = agg_or_stats.count
+        nan_count = agg_or_stats.nan_count
     if nan_count:
         attrs[f"{P}:nan_count"] = nan_count
     for key, value in values.items():
@@ -135,7 +156,7 @@ class _RunGraph:
     def __init__(
         self,
         b: Builder,
-        run: RunInput,
+        run: RunData,
         prefix: str,
         per_rank: bool,
         aggregates: dict[tuple[str, str], SeriesAggregate] | None,
@@ -143,9 +164,10 @@ class _RunGraph:
         self.b, self.run, self.p, self.per_rank = b, run, prefix, per_rank
         self.aggregates = aggregates
         self.job = f"{prefix}:job"
-        contexts = {s["context"] for m in run.metas.values() for s in m["series"]}
-        contexts |= {str(a.get("context")) for m in run.metas.values() for a in m["artifacts"]}
+        contexts = {s.context for m in run.metas.values() for s in m.series}
+        contexts |= {str(a.get("context")) for m in run.metas.values() for a in m.artifacts}
         self.contexts = {name: i for i, name in enumerate(sorted(contexts))}
+        self.energy = job_energy(run)
 
     def rank_file(self, rank: int) -> str:
         return f"{C.RANKS_DIRNAME}/{C.RANK_FILE_TEMPLATE.format(rank=rank)}"
@@ -157,21 +179,22 @@ class _RunGraph:
     def add(self) -> str:
         b, run, p = self.b, self.run, self.p
         metas = run.metas
-        starts = [int(m["attrs"].get("start_ns", 0)) for m in metas.values()]
-        ends = [int(m["attrs"].get("end_ns", 0)) for m in metas.values()]
-        statuses = [rank_status(m["attrs"]) for m in metas.values()] + [C.STATUS_MISSING] * len(run.missing)
-        first = next(iter(metas.values()))["attrs"]
+        starts = [m.attrs.start_ns for m in metas.values()]
+        ends = [m.attrs.end_ns for m in metas.values()]
+        statuses = [m.attrs.merge_status for m in metas.values()] + [C.STATUS_MISSING] * len(run.missing)
+        first = next(iter(metas.values())).attrs
         job_attrs: dict[str, Any] = {
             "prov:type": QName(f"{P}:Job"),
             f"{P}:run_id": run.run_id,
             f"{P}:experiment": run.experiment,
             f"{P}:world_size": run.world_size,
-            f"{P}:launcher": str(first.get("launcher", "")),
+            f"{P}:launcher": first.launcher,
             f"{P}:status": _job_status(statuses),
             f"{P}:prov_detail": "rank" if self.per_rank else "job",
         }
-        if first.get("job_id"):
-            job_attrs[f"{P}:job_id"] = str(first["job_id"])
+        if first.job_id:
+            job_attrs[f"{P}:job_id"] = first.job_id
+        _energy_attrs(job_attrs, _job_energy(self.energy))
         b.element(
             "activity",
             self.job,
@@ -199,25 +222,23 @@ class _RunGraph:
         b, run, p = self.b, self.run, self.p
         by_host: dict[str, list[int]] = {}
         for rank, meta in run.metas.items():
-            by_host.setdefault(str(meta["attrs"].get("host", "")), []).append(rank)
+            by_host.setdefault(meta.attrs.host, []).append(rank)
         node_of: dict[str, str] = {}  # host -> its node activity
         nodes = _NodeRecords(self.job, b.reserve_relations(len(by_host)))
         for i, host in enumerate(sorted(by_host)):
             ranks = by_host[host]
-            attrs = [run.metas[r]["attrs"] for r in ranks]
-            starts = [int(a.get("start_ns", 0)) for a in attrs if a.get("start_ns")]
-            ends = [int(a.get("end_ns", 0)) for a in attrs if a.get("end_ns")]
+            starts = [run.metas[r].attrs.start_ns for r in ranks if run.metas[r].attrs.start_ns]
+            ends = [run.metas[r].attrs.end_ns for r in ranks if run.metas[r].attrs.end_ns]
             node = f"{p}:node{i}"
-            nodes.records.append(
-                (
-                    node,
-                    _times(
-                        {"prov:type": QName(f"{P}:Node"), f"{P}:host": host, f"{P}:ranks": len(ranks)},
-                        min(starts, default=None),
-                        max(ends, default=None),
-                    ),
-                )
+            attrs = _times(
+                _energy_attrs(
+                    {"prov:type": QName(f"{P}:Node"), f"{P}:host": host, f"{P}:ranks": len(ranks)},
+                    self.energy.nodes.get(host, NodeEnergy()),
+                ),
+                min(starts, default=None),
+                max(ends, default=None),
             )
+            nodes.records.append((node, attrs))
             node_of[host] = node
         b.block(f"{p}:node-records", nodes)  # 10^4 nodes are common: as many graph nodes are not
         # Three relations per rank with a file (started by, generated by, member of), one without.
@@ -233,13 +254,11 @@ class _RunGraph:
             aggregates = aggregate_series((0, r, "", m) for r, m in run.metas.items())
         if self.per_rank:
             for rank, meta in run.metas.items():
-                present = {s["context"] for s in meta["series"]} | {
-                    str(a.get("context")) for a in meta["artifacts"]
-                }
+                present = {s.context for s in meta.series} | {str(a.get("context")) for a in meta.artifacts}
                 for context in sorted(present, key=self.contexts.__getitem__):
-                    stats = [s["stats"] for s in meta["series"] if s["context"] == context]
-                    first = [t for s in stats if (t := s["first_time_ns"]) is not None]
-                    last = [t for s in stats if (t := s["last_time_ns"]) is not None]
+                    stats = [s.stats for s in meta.series if s.context == context and s.stats is not None]
+                    first = [t for s in stats if (t := s.first_time_ns) is not None]
+                    last = [t for s in stats if (t := s.last_time_ns) is not None]
                     ident = b.element(
                         "activity",
                         self.context_id(context, rank),
@@ -270,12 +289,12 @@ class _RunGraph:
                 b.relate("wasStartedBy", ident, self.job)
         # (context, name) -> a rank's series entry, built once per rank (the first entry wins, as
         # a linear search would find it): a per-series search is quadratic in the series.
-        by_key: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
+        by_key: dict[int, dict[tuple[str, str], SeriesMeta]] = {}
         if self.per_rank:
             for rank, meta in run.metas.items():
-                index: dict[tuple[str, str], dict[str, Any]] = {}
-                for s in meta["series"]:
-                    index.setdefault((s["context"], s["name"]), s)
+                index: dict[tuple[str, str], SeriesMeta] = {}
+                for s in meta.series:
+                    index.setdefault((s.context, s.name), s)
                 by_key[rank] = index
         for i, ((context, name), agg) in enumerate(aggregates.items()):
             attrs = _series_attrs(agg, name, context)
@@ -288,9 +307,10 @@ class _RunGraph:
                 continue
             for rank in agg.ranks:
                 entry = by_key[rank][(context, name)]
-                rank_attrs = _series_attrs(entry["stats"], name, context)
+                assert entry.stats is not None  # aggregate_series refused series without them
+                rank_attrs = _series_attrs(entry.stats, name, context)
                 rank_attrs[f"{P}:rank"] = rank
-                rank_attrs[f"{P}:h5path"] = entry["h5path"]
+                rank_attrs[f"{P}:h5path"] = entry.h5path
                 rank_attrs["prov:location"] = self.rank_file(rank)
                 per_rank = b.element("entity", f"{p}:m{i}.r{rank}", rank_attrs)
                 b.relate("wasGeneratedBy", per_rank, self.context_id(context, rank))
@@ -300,7 +320,7 @@ class _RunGraph:
         b, run, p = self.b, self.run, self.p
         groups: dict[tuple[str, str], tuple[dict[str, Any], list[int]]] = {}
         for rank, meta in run.metas.items():
-            latest = {record["name"]: record for record in meta["params"]}  # the last one wins
+            latest = {record["name"]: record for record in meta.params}  # the last one wins
             for name, record in latest.items():
                 key = (name, _value_key(record.get("value")))
                 groups.setdefault(key, (record, []))[1].append(rank)
@@ -322,7 +342,7 @@ class _RunGraph:
         index = 0
         for rank, meta in run.metas.items():
             previous: dict[str, str] = {}
-            for record in meta["artifacts"]:
+            for record in meta.artifacts:
                 kind = str(record.get("kind", "artifact"))
                 attrs: dict[str, Any] = {
                     "prov:type": QName(f"{P}:{_KIND_TYPES.get(kind, 'Artifact')}"),
@@ -420,22 +440,18 @@ class _RankRecords:
                     )
                 continue
             meta = found
-            attrs = meta["attrs"]
+            attrs = meta.attrs
             rank_attrs: dict[str, Any] = {
                 "prov:type": QName(f"{P}:RankProcess"),
                 f"{P}:rank": rank,
-                f"{P}:local_rank": int(attrs.get("local_rank", 0)),
-                f"{P}:status": rank_status(attrs),
-                f"{P}:pid": int(attrs.get("pid", 0)),
+                f"{P}:local_rank": attrs.local_rank,
+                f"{P}:status": attrs.merge_status,
+                f"{P}:pid": attrs.pid,
             }
-            if not attrs.get("end_ns") and attrs.get("updated_ns"):
-                rank_attrs[f"{P}:last_flush"] = DateTime(int(attrs["updated_ns"]))
-            element(
-                "activity",
-                ident,
-                _times(rank_attrs, int(attrs.get("start_ns", 0)), int(attrs.get("end_ns", 0))),
-            )
-            relation("wasStartedBy", f"_:r{number}", ident, self.node_of[str(attrs.get("host", ""))], {})
+            if not attrs.end_ns and attrs.updated_ns:
+                rank_attrs[f"{P}:last_flush"] = DateTime(attrs.updated_ns)
+            element("activity", ident, _times(rank_attrs, attrs.start_ns, attrs.end_ns))
+            relation("wasStartedBy", f"_:r{number}", ident, self.node_of[attrs.host], {})
             for key, entity, when in self._used.get(rank, ()):
                 relation("used", key, ident, entity, when)
             file_id = f"{p}:file{rank}"
@@ -445,7 +461,7 @@ class _RankRecords:
                 {
                     "prov:type": QName(f"{P}:RankFile"),
                     "prov:location": owner.rank_file(rank),
-                    f"{P}:bytes": int(meta.get("file_bytes", 0)),
+                    f"{P}:bytes": meta.file_bytes,
                 },
             )
             relation("wasGeneratedBy", f"_:r{number + 1}", file_id, ident, {})
@@ -456,7 +472,7 @@ class _RankRecords:
 
 
 def build_graph(
-    runs: Sequence[RunInput],
+    runs: Sequence[RunData],
     per_rank: Sequence[bool],
     aggregates: dict[tuple[str, str], SeriesAggregate] | None = None,
 ) -> nx.MultiDiGraph:

@@ -10,7 +10,6 @@ that the PROV-JSON writer expands, record by record, where its records would hav
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -18,7 +17,7 @@ from typing import Any, Protocol
 import networkx as nx
 
 from .. import _constants as C
-from ._inputs import RunInput
+from .._reader import RunData
 
 __all__ = [
     "RELATION_ROLES",
@@ -92,15 +91,6 @@ def ranges(ranks: Sequence[int]) -> str:
     return ",".join(parts)
 
 
-def _versions(meta: dict[str, Any]) -> dict[str, str]:
-    raw = meta["attrs"].get("versions")
-    try:
-        value = json.loads(raw) if isinstance(raw, str) else {}
-    except ValueError:
-        value = {}
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
-
-
 class Builder:
     def __init__(self) -> None:
         self.graph = nx.MultiDiGraph()
@@ -130,8 +120,8 @@ class Builder:
         self._relations += count
         return first
 
-    def collector(self, run: RunInput) -> str:
-        versions = _versions(next(iter(run.metas.values())))
+    def collector(self, run: RunData) -> str:
+        versions = next(iter(run.metas.values())).attrs.versions
         version = versions.get("yprov4ml_hpc", "unknown")
         ident = f"{P}:yprov4ml_hpc-{version}"
         if ident not in self.graph:
@@ -142,8 +132,8 @@ class Builder:
             self.element("agent", ident, attrs)
         return ident
 
-    def user(self, run: RunInput) -> str:
-        namespace = next((str(m["attrs"].get("user_namespace") or "") for m in run.metas.values()), "")
+    def user(self, run: RunData) -> str:
+        namespace = next((m.attrs.user_namespace for m in run.metas.values()), "")
         ident = self._users.get(namespace)
         if ident is None:
             ident = f"{P}:user" + (str(len(self._users) + 1) if self._users else "")

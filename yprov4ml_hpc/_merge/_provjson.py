@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import time
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import networkx as nx
 
+from .._output import replacing
 from ._graph_base import RELATION_ROLES, DateTime, QName
 
 __all__ = ["element_text", "format_datetime", "literal", "relation_text", "write_prov_json"]
@@ -187,8 +187,7 @@ def write_prov_json(graph: nx.MultiDiGraph, path: Path) -> int:
     """Write the document atomically (temp file + rename); return its size in bytes."""
     sections = _records(graph)
     size = 0
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as out:
+    with replacing(path) as out:
 
         def put(text: str) -> None:
             nonlocal size
@@ -206,5 +205,4 @@ def write_prov_json(graph: nx.MultiDiGraph, path: Path) -> int:
             records.clear()  # free each section once written
             put("\n}")
         put("}\n")
-    os.replace(tmp, path)
     return size

@@ -1,5 +1,5 @@
-"""Numbers shared by the summary and the PROV graph: per-rank series statistics and their
-combination over ranks, rank statuses, and JSON-safe floats.
+"""Numbers shared by the summary and the PROV graph: the combination over ranks of per-rank
+series statistics (:class:`SeriesStats`, computed by the reader), and JSON-safe floats.
 
 NaN policy (one rule everywhere): statistics skip NaN points (``nan_count`` says how many
 there were); +-inf are real values and take part (a diverged loss must show ``max = inf``).
@@ -17,19 +17,15 @@ import math
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
-import numpy as np
-import numpy.typing as npt
-
-from .. import _constants as C
+from .._errors import MergeError
+from .._reader import RankMeta, SeriesStats
 
 __all__ = [
     "SeriesAggregate",
     "aggregate_series",
     "json_number",
-    "rank_status",
-    "series_stats",
 ]
 
 
@@ -38,57 +34,6 @@ def json_number(value: float | int | None) -> float | int | None:
     if value is None or isinstance(value, int):
         return value
     return value if math.isfinite(value) else None
-
-
-def rank_status(attrs: dict[str, Any]) -> str:
-    """A file still marked ``running`` at merge time belongs to a process that died silently."""
-    status = str(attrs.get("status", C.STATUS_RUNNING))
-    return C.STATUS_INCOMPLETE if status == C.STATUS_RUNNING else status
-
-
-def series_stats(
-    step: npt.NDArray[np.int64], value: npt.NDArray[np.float64], time_ns: npt.NDArray[np.int64]
-) -> dict[str, Any]:
-    """Statistics of one rank's series (a few numbers: the part of a series that travels)."""
-    count = int(value.shape[0])
-    stats: dict[str, Any] = {
-        "count": count,
-        "nan_count": 0,
-        "valid": 0,
-        "min": None,
-        "max": None,
-        "sum": 0.0,
-        "last": None,
-        "last_finite": None,
-        "first_time_ns": None,
-        "last_time_ns": None,
-        "median_interval_s": None,
-    }
-    if count == 0:
-        return stats
-    nan = np.isnan(value)
-    valid = value[~nan]
-    stats["nan_count"] = int(nan.sum())
-    stats["valid"] = int(valid.shape[0])
-    if valid.shape[0]:
-        stats["min"] = float(valid.min())
-        stats["max"] = float(valid.max())
-        with np.errstate(over="ignore", invalid="ignore"):  # inf + -inf is NaN: mean is null
-            stats["sum"] = float(valid.sum())
-    stats["last"] = float(value[-1])
-    finite = np.flatnonzero(np.isfinite(value))
-    if finite.shape[0]:
-        stats["last_finite"] = float(value[finite[-1]])
-    stats["first_time_ns"] = int(time_ns[0])
-    stats["last_time_ns"] = int(time_ns[-1])
-    if count >= 2:
-        # Time per step, so that logging every 10th step does not look 10x slower.
-        dstep = np.diff(step)
-        forward = dstep > 0
-        if forward.any():
-            per_step = np.diff(time_ns)[forward] / dstep[forward]
-            stats["median_interval_s"] = float(np.median(per_step)) / 1e9
-    return stats
 
 
 @dataclass
@@ -118,27 +63,27 @@ class SeriesAggregate:
     last_run: int = -1
     lasts: list[float] = field(default_factory=list)
 
-    def add(self, run: int, rank: int, host: str, stats: dict[str, Any]) -> None:
-        self.count += stats["count"]
-        self.nan_count += stats["nan_count"]
-        self.valid += stats["valid"]
-        self.total += stats["sum"]
+    def add(self, run: int, rank: int, host: str, stats: SeriesStats) -> None:
+        self.count += stats.count
+        self.nan_count += stats.nan_count
+        self.valid += stats.valid
+        self.total += stats.sum
         self.ranks.append(rank)
-        low, high = stats["min"], stats["max"]
+        low, high = stats.min, stats.max
         if low is not None and (self.min is None or low < self.min):
             self.min, self.min_rank, self.min_host, self.min_run = low, rank, host, run
         if high is not None and (self.max is None or high > self.max):
             self.max, self.max_rank, self.max_host, self.max_run = high, rank, host, run
-        first, last_t = stats["first_time_ns"], stats["last_time_ns"]
+        first, last_t = stats.first_time_ns, stats.last_time_ns
         if first is not None and (self.first_time_ns is None or first < self.first_time_ns):
             self.first_time_ns = first
         if last_t is not None and (self.last_time_ns is None or last_t > self.last_time_ns):
             self.last_time_ns = last_t
-        if stats["last"] is not None:
+        if stats.last is not None:
             if run > self.last_run:
                 self.last_run, self.lasts = run, []
             if run == self.last_run:
-                self.lasts.append(stats["last"])
+                self.lasts.append(stats.last)
 
     @property
     def mean(self) -> float | None:
@@ -155,59 +100,61 @@ class SeriesAggregate:
         return math.fsum(kept) / len(kept) if all(math.isfinite(v) for v in kept) else sum(kept) / len(kept)
 
 
+_Member = tuple[int, int, str, SeriesStats]  # (run index, rank, host, the rank's statistics)
+
+
 def _combine(name: str, context: str, h5path: str, members: list[_Member]) -> SeriesAggregate:
     """One series over ranks, column by column: the same numbers as ``SeriesAggregate.add``
     called member by member (first minimum/maximum wins, sums added in order), faster."""
     agg = SeriesAggregate(name, context, h5path)
     stats = [m[3] for m in members]
-    agg.count = sum(s["count"] for s in stats)  # ints: exact in any order
-    agg.nan_count = sum(s["nan_count"] for s in stats)
-    agg.valid = sum(s["valid"] for s in stats)
+    agg.count = sum(s.count for s in stats)  # ints: exact in any order
+    agg.nan_count = sum(s.nan_count for s in stats)
+    agg.valid = sum(s.valid for s in stats)
     # reduce, not sum(): Python 3.12's sum() compensates float rounding; this must not.
-    agg.total = functools.reduce(operator.add, [s["sum"] for s in stats], 0.0)
+    agg.total = functools.reduce(operator.add, [s.sum for s in stats], 0.0)
     agg.ranks = [m[1] for m in members]
-    lows = [i for i, s in enumerate(stats) if s["min"] is not None]
+    lows = [i for i, s in enumerate(stats) if s.min is not None]
     if lows:
-        i = min(lows, key=lambda j: stats[j]["min"])  # min() keeps the first of equal values
+        i = min(lows, key=lambda j: cast(float, stats[j].min))  # min() keeps the first of equal values
         agg.min, agg.min_rank, agg.min_host, agg.min_run = (
-            stats[i]["min"],
+            stats[i].min,
             members[i][1],
             members[i][2],
             members[i][0],
         )
-    highs = [i for i, s in enumerate(stats) if s["max"] is not None]
+    highs = [i for i, s in enumerate(stats) if s.max is not None]
     if highs:
-        i = max(highs, key=lambda j: stats[j]["max"])
+        i = max(highs, key=lambda j: cast(float, stats[j].max))
         agg.max, agg.max_rank, agg.max_host, agg.max_run = (
-            stats[i]["max"],
+            stats[i].max,
             members[i][1],
             members[i][2],
             members[i][0],
         )
-    firsts = [t for s in stats if (t := s["first_time_ns"]) is not None]
+    firsts = [t for s in stats if (t := s.first_time_ns) is not None]
     agg.first_time_ns = min(firsts) if firsts else None
-    lasts_t = [t for s in stats if (t := s["last_time_ns"]) is not None]
+    lasts_t = [t for s in stats if (t := s.last_time_ns) is not None]
     agg.last_time_ns = max(lasts_t) if lasts_t else None
-    with_last = [(m[0], m[3]["last"]) for m in members if m[3]["last"] is not None]
+    with_last = [(m[0], m[3].last) for m in members if m[3].last is not None]
     if with_last:
         agg.last_run = max(run for run, _ in with_last)
         agg.lasts = [value for run, value in with_last if run == agg.last_run]
     return agg
 
 
-_Member = tuple[int, int, str, dict[str, Any]]  # (run index, rank, host, the rank's stats)
-
-
 def aggregate_series(
-    ranks: Iterable[tuple[int, int, str, dict[str, Any]]],
+    ranks: Iterable[tuple[int, int, str, RankMeta]],
 ) -> dict[tuple[str, str], SeriesAggregate]:
     """Combine ``(run index, rank, host, meta)`` in the given order; keys sorted (context, name)."""
     found: dict[tuple[str, str], tuple[str, str, str, list[_Member]]] = {}
     for run, rank, host, meta in ranks:
-        for s in meta["series"]:
-            key = (s["context"], s["name"])
+        for s in meta.series:
+            if s.stats is None:
+                raise MergeError(f"rank {rank}: series {s.name!r} was read without statistics (stats=True)")
+            key = (s.context, s.name)
             entry = found.get(key)
             if entry is None:
-                entry = found[key] = (s["name"], s["context"], s["h5path"], [])
-            entry[3].append((run, rank, host, s["stats"]))
+                entry = found[key] = (s.name, s.context, s.h5path, [])
+            entry[3].append((run, rank, host, s.stats))
     return {key: _combine(*found[key]) for key in sorted(found)}

@@ -10,9 +10,8 @@ Definitions (documented in the README):
 - ``stragglers``: a rank whose median time per step (on the job's main series: the non-sampler
   series with the most points) is more than ``factor`` x the median over ranks; or whose wall
   time is more than ``factor`` x the median and at least ``STRAGGLER_MIN_WALL_EXCESS_S`` longer.
-- ``energy``: each energy series is cumulative, so a rank's figure is its last finite value.
-  A node's figure is codecarbon's whole-machine energy where the node has one (it already
-  covers CPU, GPU and RAM), else the sum of its ranks' NVML GPU and RAPL counters; ``total_j``
+- ``energy``: the rule of ``_energy`` (shared with the PROV document): codecarbon's
+  whole-machine figure per node where present, else its NVML GPU and RAPL counters; ``total_j``
   sums the nodes.  ``ranks[].energy_j`` is what that rank measured by the same rule.
 - Non-finite numbers are written as ``null`` (see ``_stats``).
 """
@@ -20,55 +19,18 @@ Definitions (documented in the README):
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import re
 import statistics
 from typing import Any
 
 from .. import _constants as C
-from ._inputs import RunInput
-from ._stats import SeriesAggregate, aggregate_series, json_number, rank_status
+from .._reader import RunData
+from ._energy import TOTAL_RULE, energy_figures, job_energy, rank_energy
+from ._stats import SeriesAggregate, aggregate_series, json_number
 
 __all__ = ["metric_aggregates", "summarize"]
 
-_GPU_ENERGY = re.compile(r"^gpu\d+/energy_j$")
-_RAPL_ENERGY = re.compile(r"^rapl/package\d+_energy_j$")
-_CC_ENERGY = "codecarbon/energy_j"
-_CC_EMISSIONS = "codecarbon/emissions_kg"
-_DEFAULT_METHODS = (("gpu", "nvml"), ("rapl/", "rapl"), ("codecarbon/", "codecarbon"))
-TOTAL_RULE = "per node: codecarbon where present, else NVML GPU + RAPL counters; total: sum of nodes"
 
-
-def _host(meta: dict[str, Any]) -> str:
-    return str(meta["attrs"].get("host", ""))
-
-
-def _wall_time_s(attrs: dict[str, Any]) -> float | None:
-    start = int(attrs.get("start_ns", 0))
-    end = int(attrs.get("end_ns", 0)) or int(attrs.get("updated_ns", 0))
-    return (end - start) / 1e9 if start and end >= start else None
-
-
-def _is_own_series(context: str) -> bool:
-    return context not in C.SAMPLER_CONTEXTS
-
-
-def _energy_figures(meta: dict[str, Any]) -> dict[str, float]:
-    return {
-        s["name"]: s["stats"]["last_finite"]
-        for s in meta["series"]
-        if s["context"] == C.ENERGY_CONTEXT and s["stats"]["last_finite"] is not None
-    }
-
-
-def _rank_energy(figures: dict[str, float]) -> float | None:
-    if _CC_ENERGY in figures:
-        return figures[_CC_ENERGY]
-    counters = [v for k, v in figures.items() if _GPU_ENERGY.match(k) or _RAPL_ENERGY.match(k)]
-    return sum(counters) if counters else None
-
-
-def _rank_entries(runs: list[RunInput], multi: bool) -> list[dict[str, Any]]:
+def _rank_entries(runs: list[RunData], multi: bool) -> list[dict[str, Any]]:
     entries = []
     for run in runs:
         for rank in range(run.world_size):
@@ -88,17 +50,17 @@ def _rank_entries(runs: list[RunInput], multi: bool) -> list[dict[str, Any]]:
                 if rank in run.damaged:
                     entry["problem"] = run.damaged[rank]
             else:
-                attrs = meta["attrs"]
-                own = [s["count"] for s in meta["series"] if s["context"] not in C.SAMPLER_CONTEXTS]
+                attrs = meta.attrs
+                own = [s.count for s in meta.series if not s.is_sampler]
                 entry = {
                     "rank": rank,
-                    "host": _host(meta),
-                    "local_rank": int(attrs.get("local_rank", 0)),
-                    "status": rank_status(attrs),
-                    "wall_time_s": json_number(_wall_time_s(attrs)),
+                    "host": attrs.host,
+                    "local_rank": attrs.local_rank,
+                    "status": attrs.merge_status,
+                    "wall_time_s": json_number(attrs.wall_time_s),
                     "steps": max(own, default=0),
-                    "bytes": int(meta.get("file_bytes", 0)),
-                    "energy_j": json_number(_rank_energy(_energy_figures(meta))),
+                    "bytes": meta.file_bytes,
+                    "energy_j": json_number(rank_energy(energy_figures(meta))),
                 }
             if multi:
                 entry["run_id"] = run.run_id
@@ -106,16 +68,16 @@ def _rank_entries(runs: list[RunInput], multi: bool) -> list[dict[str, Any]]:
     return entries
 
 
-def metric_aggregates(runs: list[RunInput]) -> dict[tuple[str, str], SeriesAggregate]:
+def metric_aggregates(runs: list[RunData]) -> dict[tuple[str, str], SeriesAggregate]:
     """Every (context, metric) over all ranks of all runs (the graph of a single run uses these
     too: computing them once saves a pass over every rank's series)."""
     return aggregate_series(
-        (i, rank, _host(meta), meta) for i, run in enumerate(runs) for rank, meta in run.metas.items()
+        (i, rank, meta.attrs.host, meta) for i, run in enumerate(runs) for rank, meta in run.metas.items()
     )
 
 
 def _metric_entries(
-    runs: list[RunInput], multi: bool, aggregates: dict[tuple[str, str], SeriesAggregate] | None
+    runs: list[RunData], multi: bool, aggregates: dict[tuple[str, str], SeriesAggregate] | None
 ) -> list[dict[str, Any]]:
     aggregates = metric_aggregates(runs) if aggregates is None else aggregates
     out = []
@@ -142,27 +104,31 @@ def _metric_entries(
     return out
 
 
-def _main_series(run: RunInput) -> tuple[str, str] | None:
+def _main_series(run: RunData) -> tuple[str, str] | None:
     totals: dict[tuple[str, str], int] = {}
     for meta in run.metas.values():
-        for s in meta["series"]:
-            if _is_own_series(s["context"]):
-                key = (s["context"], s["name"])
-                totals[key] = totals.get(key, 0) + s["count"]
+        for s in meta.series:
+            if not s.is_sampler:
+                key = (s.context, s.name)
+                totals[key] = totals.get(key, 0) + s.count
     if not totals:
         return None
     return min(totals, key=lambda key: (-totals[key], key))
 
 
-def _stragglers(run: RunInput, factor: float, multi: bool) -> list[dict[str, Any]]:
+def _stragglers(run: RunData, factor: float, multi: bool) -> list[dict[str, Any]]:
     found: dict[int, list[str]] = {}
     main = _main_series(run)
     if main is not None:
         intervals: dict[int, float] = {}
         for rank, meta in run.metas.items():
-            for s in meta["series"]:
-                if (s["context"], s["name"]) == main and s["stats"]["median_interval_s"] is not None:
-                    intervals[rank] = s["stats"]["median_interval_s"]
+            for s in meta.series:
+                if (
+                    (s.context, s.name) == main
+                    and s.stats is not None
+                    and s.stats.median_interval_s is not None
+                ):
+                    intervals[rank] = s.stats.median_interval_s
         if len(intervals) >= 2:
             median = statistics.median(intervals.values())
             for rank, interval in intervals.items():
@@ -171,7 +137,7 @@ def _stragglers(run: RunInput, factor: float, multi: bool) -> list[dict[str, Any
                         f"median step interval {interval:.6g} s is {interval / median:.2f}x the median "
                         f"over ranks ({median:.6g} s) on {main[1]!r} ({main[0]})"
                     )
-    walls = {r: w for r, m in run.metas.items() if (w := _wall_time_s(m["attrs"])) is not None}
+    walls = {r: w for r, m in run.metas.items() if (w := m.attrs.wall_time_s) is not None}
     if len(walls) >= 2:
         median = statistics.median(walls.values())
         for rank, wall in walls.items():
@@ -183,7 +149,7 @@ def _stragglers(run: RunInput, factor: float, multi: bool) -> list[dict[str, Any
     for rank in sorted(found):
         entry: dict[str, Any] = {
             "rank": rank,
-            "host": _host(run.metas[rank]),
+            "host": run.metas[rank].attrs.host,
             "reason": "; ".join(found[rank]),
         }
         if multi:
@@ -192,87 +158,43 @@ def _stragglers(run: RunInput, factor: float, multi: bool) -> list[dict[str, Any
     return out
 
 
-def _device_counters(meta: dict[str, Any], figures: dict[str, float]) -> dict[str, float]:
-    """NVML GPU and RAPL counter figures of one rank, keyed by the device they measure.
-
-    A GPU is named by its UUID where the sampler recorded one (two ranks that both see the
-    node's GPU 0 through ``CUDA_VISIBLE_DEVICES`` measure the same device), else by its index.
-    """
-    info = meta["attrs"].get("sampler_info")
-    try:
-        uuids = json.loads(info).get("gpu_uuids", {}) if isinstance(info, str) else {}
-    except (ValueError, AttributeError):
-        uuids = {}
-    out: dict[str, float] = {}
-    for name, value in figures.items():
-        if _GPU_ENERGY.match(name):
-            index = name.split("/", 1)[0][3:]
-            out[f"gpu:{uuids.get(index) or index}"] = value
-        elif _RAPL_ENERGY.match(name):
-            out[name] = value
-    return out
-
-
-def _energy(runs: list[RunInput]) -> dict[str, Any]:
+def _energy(runs: list[RunData]) -> dict[str, Any]:
     per_node: dict[str, float] = {}
     emissions: float | None = None
     methods: dict[str, set[str]] = {}
-    measured = False
     for run in runs:
-        nodes: dict[str, dict[str, float]] = {}  # host -> {"cc": J}
-        devices: dict[str, dict[str, float]] = {}  # host -> {device key: J}
-        for meta in run.metas.values():
-            figures = _energy_figures(meta)
-            if not figures:
-                continue
-            declared = meta["attrs"].get("energy_methods")
-            declared = json.loads(declared) if isinstance(declared, str) and declared.startswith("{") else {}
-            for name in figures:
-                default = next((m for prefix, m in _DEFAULT_METHODS if name.startswith(prefix)), "unknown")
-                methods.setdefault(name, set()).add(str(declared.get(name, default)))
-            node = nodes.setdefault(_host(meta), {})
-            if _CC_ENERGY in figures:
-                node["cc"] = node.get("cc", 0.0) + figures[_CC_ENERGY]
-            node_devices = devices.setdefault(_host(meta), {})
-            for key, value in _device_counters(meta, figures).items():
-                # Ranks sharing one visible GPU all measure it: count each device once.
-                node_devices[key] = max(value, node_devices.get(key, value))
-            if _CC_EMISSIONS in figures:
-                emissions = (emissions or 0.0) + figures[_CC_EMISSIONS]
-        for host, node_devices in devices.items():
-            if node_devices:
-                nodes.setdefault(host, {})["counters"] = sum(node_devices.values())
-        for host in sorted(nodes):
-            parts = nodes[host]
-            if "cc" in parts or "counters" in parts:
-                measured = True
-                per_node[host] = per_node.get(host, 0.0) + parts.get("cc", parts.get("counters", 0.0))
+        energy = job_energy(run)
+        for name, found in energy.series_methods.items():
+            methods.setdefault(name, set()).update(found)
+        for host, node in energy.nodes.items():
+            if node.energy_j is not None:
+                per_node[host] = per_node.get(host, 0.0) + node.energy_j
+            if node.emissions_kg is not None:
+                emissions = (emissions or 0.0) + node.emissions_kg
     method_text = {name: ", ".join(sorted(found)) for name, found in sorted(methods.items())}
-    if measured:
+    if per_node:
         method_text["total_j"] = TOTAL_RULE
     return {
-        "total_j": json_number(sum(per_node.values())) if measured else None,
+        "total_j": json_number(sum(per_node.values())) if per_node else None,
         "per_node_j": {host: json_number(v) for host, v in sorted(per_node.items())},
         "emissions_kg": json_number(emissions),
         "methods": method_text,
     }
 
 
-def _collector(runs: list[RunInput], finalize_time_s: float | None) -> dict[str, Any]:
-    def total(key: str, cast: type) -> Any:
-        return cast(sum(cast(m["attrs"].get(key, 0)) for run in runs for m in run.metas.values()))
-
+def _collector(runs: list[RunData], finalize_time_s: float | None) -> dict[str, Any]:
+    metas = [m.attrs for run in runs for m in run.metas.values()]
     return {
-        "log_calls": total("log_calls", int),
-        "flushes": total("flushes", int),
-        "flush_time_s": total("flush_time_s", float),
+        "log_calls": sum(a.log_calls for a in metas),
+        "flushes": sum(a.flushes for a in metas),
+        "flush_time_s": float(sum(a.flush_time_s for a in metas)),
         "finalize_time_s": None if finalize_time_s is None else round(finalize_time_s, 6),
-        "bytes_written": total("bytes_written", int),
+        "bytes_written": sum(a.bytes_written for a in metas),
     }
 
 
 def summarize(
-    runs: list[RunInput],
+    runs: list[RunData],
     *,
     generated_by: str,
     straggler_factor: float = C.DEFAULT_STRAGGLER_FACTOR,

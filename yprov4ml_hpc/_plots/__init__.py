@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from .._errors import ConfigError, MissingDependencyError
-from .._merge._export import output_folder, write_replacing
+from .._output import output_folder, write_replacing
 from .._progress import Progress
 from .._reader import RunData, Series
-from .._report._summary import SAMPLER_CONTEXTS
-from ._data import safe_filename
+from .._report._sampling import carbon_note, system_note
+from .._summaryfile import SAMPLER_CONTEXTS
+from ._data import log2_ratio_to_median, safe_filename, steps_repeat
 
 __all__ = [
     "PLOT_EXTRA_HINT",
@@ -40,6 +41,9 @@ PLOT_EXTRA_HINT = 'pip install "yprov4ml-hpc[plot]"'
 DEFAULT_DPI = 110
 DEFAULT_PER_RANK_MAX = 4  # above this many ranks, one line each turns into spaghetti
 DEFAULT_MAX_METRICS = 24
+#: Below this spread (log2 of 1.05: every rank within 5 % of the median on every row) a heat
+#: map shows one flat colour; it is left out and a note says why.
+HEATMAP_EVEN = math.log2(1.05)
 
 _GPU_UTIL = re.compile(r"^gpu\d+/utilization_pct$")
 _GPU_POWER = re.compile(r"^gpu\d+/power_w$")
@@ -137,6 +141,16 @@ class _SeriesCache:
                 out += self.get(name, ctx)
         return out
 
+    def sampled(self, ctx: str, pattern: re.Pattern[str]) -> list[Series]:
+        """Sampler series from the background thread (context ``ctx``) or from
+        ``log_system_metrics(context=...)`` calls (the user's contexts): whichever context
+        holds the most points (a short run's thread has one sample; a per-batch call has many)."""
+        contexts = {c for n, c in self._ranks if pattern.match(n) and (c == ctx or c not in SAMPLER_CONTEXTS)}
+        if not contexts:
+            return []
+        found = {c: self.matching(c, pattern) for c in sorted(contexts)}
+        return max(found.items(), key=lambda item: (sum(len(s) for s in item[1]), item[0] == ctx))[1]
+
 
 def build_figures(
     run: RunData,
@@ -160,8 +174,8 @@ def build_figures(
         jobs.append((name, functools.partial(_metric, F, cache, name, ctx, per_rank_max, dpi)))
     # Short and tall figures alternate so that the report's two-column grid stays tidy.
     jobs.append(("ranks", lambda: _heatmap(F, cache, summary, dpi)))
-    jobs.append(("hardware", lambda: _hardware(F, cache, keys, t0, dpi)))
-    jobs.append(("energy", lambda: _energy(F, cache, t0, dpi)))
+    jobs.append(("hardware", lambda: _hardware(F, run, cache, keys, t0, dpi)))
+    jobs.append(("energy", lambda: _energy(F, run, cache, t0, dpi)))
     with Progress(len(jobs), "plotting") as bar:
         for what, job in jobs:
             try:
@@ -191,29 +205,37 @@ def _metric(F: Any, cache: _SeriesCache, name: str, ctx: str, per_rank_max: int,
         raise _Skip("no points logged")
     ranks = len({s.rank for s in series})
     how = "one line per rank" if ranks <= per_rank_max else "median over ranks, 25-75 % and min-max bands"
+    over = (
+        "in logging order (its steps repeat, e.g. every batch logged with step=epoch; "
+        "ticks mark where each step begins)"
+        if steps_repeat(series)
+        else "over steps"
+    )
     return PlotFigure(
         safe_filename("metric", ctx, name),
         f"{name} [{ctx}]",
-        f"{name} in context {ctx} over steps, {ranks} rank(s): {how}.",
+        f"{name} in context {ctx} {over}, {ranks} rank(s): {how}.",
         F.metric_figure(name, ctx, series, per_rank_max, dpi),
     )
 
 
-def _hardware(F: Any, cache: _SeriesCache, keys: Sequence[tuple[str, str]], t0: int, dpi: int) -> PlotFigure:
+def _hardware(
+    F: Any, run: RunData, cache: _SeriesCache, keys: Sequence[tuple[str, str]], t0: int, dpi: int
+) -> PlotFigure:
     panels = [
-        ("GPU utilisation (%)", cache.matching("gpu", _GPU_UTIL)),
-        ("GPU power (W)", cache.matching("gpu", _GPU_POWER)),
+        ("GPU utilisation (%)", cache.sampled("gpu", _GPU_UTIL)),
+        ("GPU power (W)", cache.sampled("gpu", _GPU_POWER)),
     ]
     what = "GPU utilisation and power"
     if not any(series for _, series in panels):
         panels = [
-            ("process CPU (%)", cache.matching("system", re.compile(r"^process/cpu_pct$"))),
-            ("node CPU (%)", cache.matching("system", re.compile(r"^node/cpu_pct$"))),
+            ("process CPU (%, 100 = one core)", cache.sampled("system", re.compile(r"^process/cpu_pct$"))),
+            ("node CPU (%, all cores)", cache.sampled("system", re.compile(r"^node/cpu_pct$"))),
         ]
         what = "CPU use"
     panels = [(label, series) for label, series in panels if series]
     if not panels:
-        raise _Skip("no GPU or system series (start_run's system metrics were off)")
+        raise _Skip(f"no GPU or CPU series: {system_note(run)}")
     main_key = _main_metric(keys)
     main = (main_key[0], cache.get(*main_key)) if main_key else None
     t0 = _origin(t0, [s for _, series in panels for s in series] + (list(main[1]) if main else []))
@@ -223,18 +245,21 @@ def _hardware(F: Any, cache: _SeriesCache, keys: Sequence[tuple[str, str]], t0: 
     )
 
 
-def _energy(F: Any, cache: _SeriesCache, t0: int, dpi: int) -> PlotFigure:
-    groups = {label: cache.matching("energy", pattern) for label, pattern in _ENERGY_GROUPS}
+def _energy(F: Any, run: RunData, cache: _SeriesCache, t0: int, dpi: int) -> PlotFigure:
+    groups = {label: cache.sampled("energy", pattern) for label, pattern in _ENERGY_GROUPS}
     groups = {label: series for label, series in groups.items() if series}
-    emissions = cache.get(_EMISSIONS, "energy")
+    emissions = cache.sampled("energy", re.compile(f"^{re.escape(_EMISSIONS)}$"))
     if not groups and not emissions:
-        raise _Skip("no energy series (no GPU counters, RAPL or codecarbon in this run)")
+        raise _Skip(f"no energy series (no GPU energy counter or RAPL here; {carbon_note(run)})")
     t0 = _origin(t0, [s for series in groups.values() for s in series] + emissions)
     caption = "Cumulative energy by source (summed over ranks and GPUs) and " + (
         "the emission rate from codecarbon." if emissions else "the power it implies."
     )
     return PlotFigure(
-        "energy", "energy and emission rate", caption, F.energy_figure(groups, emissions, t0, dpi)
+        "energy",
+        "energy and emission rate",
+        caption,
+        F.energy_figure(groups, emissions, t0, dpi, no_emissions=carbon_note(run)),
     )
 
 
@@ -268,10 +293,19 @@ def _heatmap(F: Any, cache: _SeriesCache, summary: dict[str, Any], dpi: int) -> 
         energy = [num(r.get("energy_j")) / 1e3 for r in ranks]
         if any(math.isfinite(e) for e in energy):
             rows.append(("energy (kJ)", energy))
+    ratio = log2_ratio_to_median([values for _, values in rows])
+    finite = np.abs(ratio[np.isfinite(ratio)])
+    if finite.size and finite.max() < HEATMAP_EVEN:
+        names = ", ".join(label for label, _ in rows)
+        raise _Skip(
+            f"every rank within {2**HEATMAP_EVEN - 1:.0%} of the median ({names}): "
+            "no rank stands out, no heat map"
+        )
     hosts = [str(r.get("host") or "?") for r in ranks]
     caption = (
         "Each cell is a rank's value, coloured by its ratio to the median over ranks "
-        "(red above, blue below, grey: no value); black lines separate nodes."
+        "(red above, blue below, white: the median, dark grey: no value; the scale spans the "
+        "largest deviation, at least \u00b110 %); black lines separate nodes."
     )
     png = F.heatmap_figure(rows, [int(r["rank"]) for r in ranks], hosts, dpi)
     return PlotFigure("ranks", "ranks at a glance", caption, png)

@@ -8,6 +8,7 @@ does not.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from collections.abc import Sequence
@@ -23,8 +24,12 @@ __all__ = [
     "band_over_steps",
     "band_over_time",
     "cumulative_sum_over_time",
+    "in_logging_order",
+    "log2_ratio_to_median",
     "rate_of",
     "safe_filename",
+    "step_starts",
+    "steps_repeat",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -58,6 +63,27 @@ def _reduce(x: FloatArray, matrix: FloatArray, count: int) -> Band:
         q = np.nanpercentile(matrix, [0, 25, 50, 75, 100], axis=0) if matrix.size else np.empty((5, 0))
     present = np.count_nonzero(~np.isnan(matrix), axis=0).astype(np.int64)
     return Band(x, q[2], q[0], q[4], q[1], q[3], count, present)
+
+
+def steps_repeat(series: Sequence[Series]) -> bool:
+    """Whether any rank logged a step twice or went back (yProv4ML scripts often log every
+    batch with ``step=epoch``): such a series cannot be drawn over its steps."""
+    return any(len(s) > 1 and bool(np.any(np.diff(s.step) <= 0)) for s in series)
+
+
+def in_logging_order(s: Series) -> Series:
+    """The series with its steps replaced by its logging order 0, 1, 2, ... (every point kept)."""
+    return dataclasses.replace(s, step=np.arange(len(s), dtype=np.int64))
+
+
+def step_starts(steps: npt.NDArray[np.int64], max_ticks: int = 12) -> tuple[list[int], list[str]]:
+    """Axis ticks for a series drawn in logging order: the position where each logged step
+    begins, labelled with that step (thinned to at most ``max_ticks``)."""
+    if steps.size == 0:
+        return [], []
+    starts = np.flatnonzero(np.r_[True, np.diff(steps) != 0])
+    keep = starts[:: max(1, -(-starts.size // max_ticks))]
+    return [int(i) for i in keep], [str(int(steps[i])) for i in keep]
 
 
 def band_over_steps(series: Sequence[Series], max_points: int = MAX_POINTS) -> Band:
@@ -135,6 +161,18 @@ def cumulative_sum_over_time(
         order = np.argsort(t, kind="stable")
         total += np.interp(grid, t[order], v[order], left=0.0)
     return grid, total
+
+
+def log2_ratio_to_median(rows: Sequence[Sequence[float]]) -> FloatArray:
+    """Each row's values as log2(value / the row's median over its positive finite values);
+    NaN where a value is missing, not finite or not positive (a ratio means nothing there)."""
+    matrix = np.array([np.asarray(values, dtype=np.float64) for values in rows], ndmin=2)
+    ratio = np.full(matrix.shape, np.nan)
+    for i, values in enumerate(matrix):
+        ok = np.isfinite(values) & (values > 0)
+        if ok.any():
+            ratio[i, ok] = np.log2(values[ok] / float(np.median(values[ok])))
+    return ratio
 
 
 def rate_of(t: FloatArray, cumulative: FloatArray) -> tuple[FloatArray, FloatArray]:

@@ -19,7 +19,17 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from .._reader import Series
-from ._data import Band, band_over_steps, band_over_time, cumulative_sum_over_time, rate_of
+from ._data import (
+    Band,
+    band_over_steps,
+    band_over_time,
+    cumulative_sum_over_time,
+    in_logging_order,
+    log2_ratio_to_median,
+    rate_of,
+    step_starts,
+    steps_repeat,
+)
 
 __all__ = ["energy_figure", "hardware_figure", "heatmap_figure", "metric_figure"]
 
@@ -104,7 +114,16 @@ def _empty(ax: Any, message: str) -> None:
 
 
 def metric_figure(name: str, context: str, series: Sequence[Series], per_rank_max: int, dpi: int) -> bytes:
-    """One metric over steps: a line per rank for small jobs, else median and bands."""
+    """One metric over steps: a line per rank for small jobs, else median and bands.
+
+    Where steps repeat (every batch logged with ``step=epoch``) the points are drawn in the
+    order each rank logged them, with ticks where each step begins: over the steps themselves
+    they would stack into vertical bars.
+    """
+    repeated = steps_repeat(series)
+    longest = max(series, key=len, default=None)
+    if repeated:
+        series = [in_logging_order(s) for s in series]
     with rc_context(STYLE):
         fig, (ax,) = _figure(4.2)
         ranks = sorted({s.rank for s in series})
@@ -124,9 +143,14 @@ def metric_figure(name: str, context: str, series: Sequence[Series], per_rank_ma
         title = f"{_short(name)}  [{context}]"
         where = f"{len(ranks)} rank" + ("s" if len(ranks) != 1 else "")
         ax.set_title(f"{title}  \u2014  {where}", loc="left")
-        ax.set_xlabel("step")
         ax.set_ylabel(_short(name.rsplit("/", 1)[-1], 30))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if repeated and longest is not None:
+            ticks, labels = step_starts(longest.step)
+            ax.set_xticks(ticks, labels)
+            ax.set_xlabel("step  (steps repeat: every point drawn in logging order)")
+        else:
+            ax.set_xlabel("step")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         return _png(fig, dpi)
 
 
@@ -179,7 +203,11 @@ def hardware_figure(
 
 
 def energy_figure(
-    energy: dict[str, Sequence[Series]], emissions: Sequence[Series], t0_ns: int, dpi: int
+    energy: dict[str, Sequence[Series]],
+    emissions: Sequence[Series],
+    t0_ns: int,
+    dpi: int,
+    no_emissions: str = "no emissions series",
 ) -> bytes:
     """Cumulative energy by source, and the emission rate (or, without it, the power)."""
     with rc_context(STYLE):
@@ -211,7 +239,7 @@ def energy_figure(
             bottom.plot(mid, rate, color="#b2582b", lw=1.2)
             bottom.set_ylabel(f"power (W)\nfrom {next(iter(energy))}")
         else:
-            _empty(bottom, "no emissions series (codecarbon not enabled)")
+            _empty(bottom, f"no emissions: {no_emissions}")
         bottom.set_xlabel("seconds since the job started")
         return _png(fig, dpi)
 
@@ -226,25 +254,39 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+#: Colour scale of the heat map: at least +-10 % (a 3 % difference must not look like a hot
+#: spot), at most 2x either way (beyond that a cell is simply saturated).
+HEATMAP_MIN_SPAN = math.log2(1.10)
+HEATMAP_MAX_SPAN = 1.0
+
+
+def _ratio_label(log2_ratio: float) -> str:
+    ratio = 2.0**log2_ratio
+    return f"{ratio:.2g}\u00d7" if ratio >= 1.5 or ratio <= 0.67 else f"{(ratio - 1) * 100:+.0f} %"
+
+
 def heatmap_figure(
     rows: Sequence[tuple[str, Sequence[float]]], ranks: Sequence[int], hosts: Sequence[str], dpi: int
 ) -> bytes:
-    """Per-rank quantities as colour relative to the median over ranks (one row each)."""
+    """Per-rank quantities as colour relative to the median over ranks (one row each).
+
+    The colour scale spans the largest deviation (within ``HEATMAP_MIN_SPAN`` and
+    ``HEATMAP_MAX_SPAN``), so a small job's few-percent differences show; the median is
+    white, a missing value dark grey with "n/a".
+    """
     matrix = np.array([np.asarray(values, dtype=np.float64) for _, values in rows])
-    ratio = np.full(matrix.shape, np.nan)
-    for i, values in enumerate(matrix):
-        ok = np.isfinite(values) & (values > 0)
-        if ok.any():
-            ratio[i, ok] = np.log2(values[ok] / float(np.median(values[ok])))
+    ratio = log2_ratio_to_median([values for _, values in rows])
+    finite = np.abs(ratio[np.isfinite(ratio)])
+    span = float(np.clip(finite.max() if finite.size else 0.0, HEATMAP_MIN_SPAN, HEATMAP_MAX_SPAN))
     with rc_context(STYLE):
         fig, (ax,) = _figure(1.6 + 0.55 * len(rows))
         cmap = _colormap()
         image = ax.imshow(
-            np.clip(ratio, -1, 1),
+            np.clip(ratio, -span, span),
             aspect="auto",
             cmap=cmap,
             interpolation="nearest",
-            norm=TwoSlopeNorm(vmin=-1.0, vcenter=0.0, vmax=1.0),
+            norm=TwoSlopeNorm(vmin=-span, vcenter=0.0, vmax=span),
         )
         ax.grid(False)
         ax.set_yticks(range(len(rows)), [label for label, _ in rows])
@@ -255,7 +297,7 @@ def heatmap_figure(
         if n <= 24:
             for i in range(matrix.shape[0]):
                 for j in range(n):
-                    strong = np.isfinite(ratio[i, j]) and abs(ratio[i, j]) > 0.6
+                    strong = not np.isfinite(ratio[i, j]) or abs(ratio[i, j]) > 0.6 * span
                     ax.text(
                         j,
                         i,
@@ -278,8 +320,8 @@ def heatmap_figure(
             )
             top.tick_params(length=0, labelsize=8.5)
             top.spines["top"].set_visible(False)
-        bar = fig.colorbar(image, ax=ax, ticks=[-1, 0, 1], shrink=0.9)
-        bar.ax.set_yticklabels(["\u00bd\u00d7", "median", "2\u00d7"])
+        bar = fig.colorbar(image, ax=ax, ticks=[-span, 0, span], shrink=0.9)
+        bar.ax.set_yticklabels([_ratio_label(-span), "median", _ratio_label(span)])
         nodes = len(dict.fromkeys(hosts))
         ax.set_title(
             f"per rank, relative to the median  \u2014  {n} ranks on {nodes} node"
@@ -290,5 +332,6 @@ def heatmap_figure(
 
 
 def _colormap() -> Any:
-    # Ranks with no value (missing, still running) show grey.
-    return colormaps["coolwarm"].with_extremes(bad="0.85")
+    # The median is white; ranks with no value (missing, still running) are dark grey, which
+    # no ratio maps to (coolwarm's light-grey middle was indistinguishable from "no value").
+    return colormaps["RdBu_r"].with_extremes(bad="0.45")

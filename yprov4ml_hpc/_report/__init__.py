@@ -7,7 +7,6 @@ made one, else an inline SVG drawn here) and the artifacts.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Sequence
@@ -16,11 +15,13 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from .. import _constants as C
 from .._reader import RunData
+from .._summaryfile import SAMPLER_CONTEXTS, RunSummary, load_summary, open_run
 from .._version import __version__
 from . import _html as H
 from ._format import fmt_time as _time
-from ._summary import SAMPLER_CONTEXTS, RunSummary, load_summary, open_run
+from ._sampling import carbon_note
 from ._tree import graph_section
 
 __all__ = ["Report", "build_report"]
@@ -66,7 +67,7 @@ def build_report(
             "Provenance",
             H.section("provenance", "Provenance graph", graph_section(root, run, data)),
         ),
-        ("energy", "Energy", H.section("energy", "Energy and collector overhead", _energy(data))),
+        ("energy", "Energy", H.section("energy", "Energy and collector overhead", _energy(run, data))),
         ("artifacts", "Artifacts", H.section("artifacts", "Artifacts, models and datasets", _artifacts(run))),
     ]
     problems = [*(f"{f}: {why}" for f, why in run.problems), *map(str, data.get("problems", []) or [])]
@@ -93,22 +94,12 @@ def _status_counts(data: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
-def _json_attr(value: Any) -> Any:
-    """Rank files keep lists and dicts as JSON text in HDF5 attributes."""
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _overview(root: Path, run: RunData, summary: RunSummary) -> str:
     starts = [r.start_ns for r in run.ranks if r.start_ns]
     ends = [r.end_ns for r in run.ranks if r.end_ns]
-    first = run.ranks[0].attrs if run.ranks else {}
-    versions = _json_attr(first.get("versions"))
-    command = _json_attr(first.get("command"))
+    first = run.meta(run.ranks[0].rank).attrs if run.ranks else None
+    versions = first.versions if first else {}
+    command = first.command if first else None
     pairs: list[tuple[str, Any]] = [
         ("experiment", run.experiment),
         ("run id", run.run_id),
@@ -117,17 +108,18 @@ def _overview(root: Path, run: RunData, summary: RunSummary) -> str:
         ("nodes", ", ".join(sorted({r.host for r in run.ranks}))[:400]),
         (
             "launcher",
-            f"{first.get('launcher', '?')}" + (f" (job {first['job_id']})" if first.get("job_id") else ""),
+            ((first.launcher if first else "") or "?")
+            + (f" (job {first.job_id})" if first and first.job_id else ""),
         ),
         ("started", _time(min(starts) if starts else None)),
         ("ended", _time(max(ends) if ends else None)),
         ("duration", H.fmt_seconds((max(ends) - min(starts)) / 1e9) if starts and ends else "\u2013"),
         ("command", " ".join(command) if isinstance(command, list) else str(command or "\u2013")),
-        ("working directory", first.get("cwd", "\u2013")),
-        ("user namespace", first.get("user_namespace") or "\u2013"),
+        ("working directory", (first.cwd if first else "") or "\u2013"),
+        ("user namespace", (first.user_namespace if first else "") or "\u2013"),
         (
             "versions",
-            ", ".join(f"{k} {v}" for k, v in versions.items()) if isinstance(versions, dict) else "\u2013",
+            ", ".join(f"{k} {v}" for k, v in versions.items()) or "\u2013",
         ),
     ]
     prov = sorted(root.glob("prov_*.json"))
@@ -193,7 +185,7 @@ def _ranks(data: dict[str, Any]) -> str:
             (r for r in ranks if isinstance(r.get("wall_time_s"), (int, float))),
             key=lambda r: r["wall_time_s"],
         )
-        keep = {r["rank"] for r in ranks if r.get("status") != "finished"} | set(notes)
+        keep = {r["rank"] for r in ranks if r.get("status") != C.STATUS_FINISHED} | set(notes)
         keep |= {r["rank"] for r in walls[:10] + walls[-10:]}
         shown = [r for r in ranks if r["rank"] in keep]
         intro = (
@@ -320,7 +312,7 @@ def _figures(run: RunData, data: dict[str, Any], metrics: Sequence[str] | None) 
     return body, len(figures.figures), []
 
 
-def _energy(data: dict[str, Any]) -> str:
+def _energy(run: RunData, data: dict[str, Any]) -> str:
     energy = data.get("energy") or {}
     collector = data.get("collector") or {}
     total = energy.get("total_j")
@@ -329,13 +321,13 @@ def _energy(data: dict[str, Any]) -> str:
             "total energy",
             f"{H.fmt_energy(total)} ({H.fmt_num(total / 3.6e6)} kWh)"
             if isinstance(total, (int, float))
-            else "not measured",
+            else f"not measured ({carbon_note(run)}; no GPU energy counter or RAPL either)",
         ),
         (
             "emissions",
             f"{H.fmt_num(energy['emissions_kg'])} kg CO\u2082e"
             if isinstance(energy.get("emissions_kg"), (int, float))
-            else "not measured (codecarbon off)",
+            else f"not measured ({carbon_note(run)})",
         ),
     ]
     for host, joules in (energy.get("per_node_j") or {}).items():

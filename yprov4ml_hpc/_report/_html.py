@@ -55,7 +55,7 @@ figure { margin: 0; } figure img { width: 100%; height: auto; border: 1px solid 
 figcaption { color: var(--muted); font-size: 12.5px; margin-top: 4px; }
 .note { color: var(--muted); } .warn { color: #b26a00; }
 .graph { overflow: auto; max-height: 900px; border: 1px solid var(--line); }
-.graph svg { max-width: 100%; height: auto; }
+.graph svg, .graph img { max-width: 100%; height: auto; }
 details { margin-top: 10px; } summary { cursor: pointer; color: var(--accent); }
 code { font-size: 12.5px; background: #f0f3f6; padding: 0 3px; border-radius: 3px; }
 footer { color: var(--muted); font-size: 12px; padding: 0 28px 24px; }

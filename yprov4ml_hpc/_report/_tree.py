@@ -8,6 +8,7 @@ drawn (nodes, cells per node) and saying how many more there are.
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from collections.abc import Sequence
@@ -16,19 +17,13 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from .. import _constants as C
 from .._reader import RunData
 from ._format import fmt_seconds
 
 __all__ = ["STATUS_COLORS", "TreeRank", "graph_section", "tree_svg"]
 
-STATUS_COLORS = {
-    "finished": "#4caf50",
-    "failed": "#e53935",
-    "killed": "#fb8c00",
-    "incomplete": "#8e24aa",
-    "running": "#8e24aa",
-    "missing": "#bdbdbd",
-}
+STATUS_COLORS = {s: c for s, c in C.STATUS_COLORS.items() if s != C.STATUS_DAMAGED}  # a summary's statuses
 ACTIVITY = "#dbe8fb"  # PROV's usual colours: activities blue, entities yellow, agents orange
 ENTITY = "#fff3c4"
 AGENT = "#fde0c5"
@@ -209,19 +204,36 @@ def tree_svg(
     )
 
 
-_SVG_START = re.compile(r"<svg\b", re.IGNORECASE)
+_SVG_START = re.compile(rb"<svg\b", re.IGNORECASE)
+
+
+def _svg_image(svg: bytes) -> str:
+    """graph.svg as an ``<img>`` with a data: URI, never inline markup.
+
+    The file comes from the run directory, which anyone who can write there may have planted
+    (a ``<script>``, ``onload=``, links, a ``<form>``, remote images).  An SVG shown through
+    ``<img>`` is rendered as a picture only: browsers run none of its scripts, follow none of
+    its links and fetch nothing it references, and base64 keeps its text out of the page.
+    """
+    data = base64.b64encode(svg).decode("ascii")
+    return (
+        '<img class="graph-image" alt="provenance graph (graph.svg, drawn by Graphviz)" '
+        f'src="data:image/svg+xml;base64,{data}">'
+    )
 
 
 def graph_section(root: Path, run: RunData, data: dict[str, Any]) -> str:
-    """graph.svg inline when Graphviz made one, else the layered tree drawn here."""
+    """graph.svg (as an image) when Graphviz made one, else the layered tree drawn here."""
     svg_path = root / "graph.svg"
-    if svg_path.is_file() and svg_path.stat().st_size <= MAX_INLINE_SVG_BYTES:
-        text = svg_path.read_text(encoding="utf-8", errors="replace")
-        match = _SVG_START.search(text)
-        if match:  # drop the XML prolog and DOCTYPE: not allowed inside HTML
+    # A link is not followed: it could point at any file the reader may read, into a report
+    # that gets shared.
+    if not svg_path.is_symlink() and svg_path.is_file() and svg_path.stat().st_size <= MAX_INLINE_SVG_BYTES:
+        picture = svg_path.read_bytes()
+        if _SVG_START.search(picture):
             return (
-                '<p class="note">graph.svg, drawn by Graphviz from graph.dot.</p>'
-                f'<div class="graph" id="prov-graph">{text[match.start() :]}</div>'
+                '<p class="note">graph.svg, drawn by Graphviz from graph.dot (shown as a picture: '
+                "open the file itself to zoom).</p>"
+                f'<div class="graph" id="prov-graph">{_svg_image(picture)}</div>'
             )
     statuses = {int(r["rank"]): r for r in data.get("ranks", [])}
     ranks = [
@@ -244,8 +256,8 @@ def graph_section(root: Path, run: RunData, data: dict[str, Any]) -> str:
     agents = [
         "user"
         + (
-            f" ({run.ranks[0].attrs.get('user_namespace')})"
-            if run.ranks and run.ranks[0].attrs.get("user_namespace")
+            f" ({run.meta(run.ranks[0].rank).attrs.user_namespace})"
+            if run.ranks and run.meta(run.ranks[0].rank).attrs.user_namespace
             else ""
         ),
         "yprov4ml-hpc",

@@ -15,9 +15,19 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from .. import _constants as C
+
 CARBON_EXTRA_HINT = 'pip install "yprov4ml-hpc[carbon]"'
 NOT_INSTALLED = f"codecarbon is not installed; for carbon figures: {CARBON_EXTRA_HINT}"
 METHOD_CODECARBON = "codecarbon_estimate"
+#: ``sampler_info["carbon"]``: why a rank has (or has no) codecarbon figures.  "disabled":
+#: start_run(disable_codecarbon=True) or YPROV4ML_HPC_CARBON=0; "other_rank": enabled, but
+#: another rank of the node runs the node's one tracker; "failed: <why>": its start failed.
+CARBON_ON = "on"
+CARBON_DISABLED = "disabled"
+CARBON_NOT_INSTALLED = "not_installed"
+CARBON_OTHER_RANK = "other_rank"
+CARBON_FAILED = "failed"  # followed by ": <why>"
 ENERGY_SERIES = "codecarbon/energy_j"
 EMISSIONS_SERIES = "codecarbon/emissions_kg"
 
@@ -84,7 +94,7 @@ class CarbonSampler:
     def start(self) -> str | None:
         """Create and start the tracker (slow). Returns why it could not, or None."""
         # codecarbon sets its logger level from this variable when first imported.
-        os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
+        os.environ.setdefault(C.ENV_CODECARBON_LOG_LEVEL, "error")
         try:
             tracker_cls = importlib.import_module("codecarbon").OfflineEmissionsTracker
             for version_kwargs in _NO_FILE_KWARGS:

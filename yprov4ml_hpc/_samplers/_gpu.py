@@ -19,10 +19,12 @@ from yprov4ml_hpc._samplers._nvml import (
     owned_gpus,
 )
 
+from .. import _constants as C
+
 METHOD_COUNTER = "nvml_energy_counter"
 METHOD_POWER_INTEGRATION = "nvml_power_integration"
 
-# Cheap queries (2-12 us each on an H100, fixtures/nvml/h100_call_costs_us.json), in the
+# Cheap queries (2-12 us each on an H100, tests/fixtures/nvml/h100_call_costs_us.json), in the
 # order they are read. Each maps one backend call to one or more series suffixes.
 _CheapQuery = Callable[[NvmlBackend, int], dict[str, float]]
 
@@ -170,7 +172,7 @@ def open_gpu_sampler(
             uuids.append(backend.uuid(index))
         except NvmlQueryError:
             uuids.append("")
-    cuda_visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    cuda_visible = os.environ.get(C.ENV_CUDA_VISIBLE_DEVICES)
     gpus = owned_gpus(gpu_ids, cuda_visible, local_rank, local_size, count, uuids=uuids)
     dropped = sorted(set(gpu_ids or ()) - set(gpus))
     if dropped:

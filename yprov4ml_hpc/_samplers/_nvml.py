@@ -6,7 +6,7 @@ The sampler code never talks to ``pynvml`` directly: it asks a backend for "devi
 - :class:`PynvmlBackend` over the real driver (``pynvml`` is imported lazily, inside
   :func:`open_backend`, so importing this module costs nothing on a machine without a GPU);
 - :class:`ReplayBackend`, selected by ``YPROV4ML_HPC_NVML_REPLAY=path/to/trace.json``, which
-  serves a recorded trace (``shared/fixtures/nvml/h100_trace.json``) according to the elapsed
+  serves a recorded trace (``tests/fixtures/nvml/h100_trace.json``) according to the elapsed
   time of an injectable clock, so tests step through a real H100 run deterministically.
 
 Both raise :class:`NvmlNotSupported` for queries the device does not support (fan speed on an
@@ -131,11 +131,11 @@ class ReplayBackend:
         data = json.loads(Path(path).read_text())
         samples = data["samples"]
         if not isinstance(samples, list) or not samples:
-            raise ValueError("the trace has no samples")
+            raise ConfigError("the trace has no samples")
         # Integer nanoseconds: comparing floats would let t = 6.8195 s fall before its own sample.
         self._t_ns = [round(float(sample["t"]) * 1e9) for sample in samples]
         if self._t_ns != sorted(self._t_ns):
-            raise ValueError("trace samples are not sorted by t")
+            raise ConfigError("trace samples are not sorted by t")
         self._samples: list[dict[str, Any]] = samples
         meta = data.get("meta", {})
         self._count = int(meta.get("device_count", 1))

@@ -25,12 +25,14 @@ from yprov4ml_hpc._samplers._gpu import GpuSampler, open_gpu_sampler
 from yprov4ml_hpc._samplers._process import NodeSampler, ProcessSampler
 from yprov4ml_hpc._samplers._rapl import RaplSampler
 
+from .. import _constants as C
+
 #: record(name, value, context, step, time_ns); step None = next step of that series.
 Record = Callable[[str, float, str, int | None, int], None]
 
-CONTEXT_GPU = "gpu"
-CONTEXT_ENERGY = "energy"
-CONTEXT_SYSTEM = "system"
+CONTEXT_GPU = C.GPU_CONTEXT
+CONTEXT_ENERGY = C.ENERGY_CONTEXT
+CONTEXT_SYSTEM = C.SYSTEM_CONTEXT
 THREAD_NAME = "yprov4ml-sampler"
 
 _ENERGY_MIN_PERIOD_NS = 1_000_000_000  # NVML energy counter: <= 1 Hz (a read costs ~4 ms)
@@ -66,6 +68,7 @@ class SamplerSet:
         self._local_rank, self._local_size = local_rank, local_size
         self._leader = is_node_leader
         self._gpu_ids = None if gpu_ids is None else list(gpu_ids)
+        self._carbon_asked = carbon
         self._want_carbon = carbon and is_node_leader
         self._country, self._region = country_iso_code.upper(), region
         self._clock_ns = clock_ns
@@ -89,6 +92,7 @@ class SamplerSet:
             "gpu_backend": None,
             "nvml_replay_trace": None,
             "gpu_uuids": {},
+            "carbon": None,  # on / disabled / not_installed / other_rank (see _carbon.CARBON_*)
             "carbon_country_iso_code": None,
             "carbon_region": None,
         }
@@ -156,6 +160,9 @@ class SamplerSet:
         with self._lock:
             self._finalizing = True
             try:
+                if self._opened and self._interval_s > 0 and not interrupted_a_sample:
+                    # The last window's readings: a run shorter than one interval gets a sample.
+                    self._record_cheap(None, None, self._clock_ns())
                 if self._opened:
                     self._read_energy()
                 final = None if self._carbon is None else self._guarded(self._carbon.stop)
@@ -226,6 +233,7 @@ class SamplerSet:
         self._info.update(facts)
         if why and self._leader:  # a node-level fact: one warning per node, not per rank
             self._warn_once("nvml", f"{why}; GPU metrics and energy are not sampled")
+        self._info["carbon"] = self._carbon_state()
         if self._want_carbon:
             if _carbon.codecarbon_installed():
                 # codecarbon measures the machine: all its GPUs, not the leader's visible subset.
@@ -236,6 +244,12 @@ class SamplerSet:
                 self._info.update(carbon_country_iso_code=self._country, carbon_region=self._region)
             else:
                 self._warn_once("codecarbon", _carbon.NOT_INSTALLED)
+
+    def _carbon_state(self) -> str:
+        """What the reports say about codecarbon on this rank (CARBON_* in ``_carbon``)."""
+        if not self._want_carbon:
+            return _carbon.CARBON_OTHER_RANK if self._carbon_asked else _carbon.CARBON_DISABLED
+        return _carbon.CARBON_ON if _carbon.codecarbon_installed() else _carbon.CARBON_NOT_INSTALLED
 
     def _run(self) -> None:
         """The thread: energy baseline, codecarbon start, then one tick per interval."""
@@ -249,6 +263,8 @@ class SamplerSet:
             finally:
                 self._carbon_starting = False
             if why:
+                with self._lock:
+                    self._info["carbon"] = f"{_carbon.CARBON_FAILED}: {why}"
                 self._warn_once("codecarbon", why)
         interval = self._interval_s
         if interval <= 0:

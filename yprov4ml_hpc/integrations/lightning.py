@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _api
 from .. import _constants as C
-from .._errors import Yprov4mlWarning
+from .._errors import MissingDependencyError, Yprov4mlWarning
 from .._run import Run
 from .._rundir import fresh_run_id
 
 __all__ = ["ENV_RUN_ID", "Yprov4mlLogger", "context_of"]
 
 #: Shared run id for the processes of Lightning's own launcher (they inherit the environment).
-ENV_RUN_ID = "YPROV4ML_HPC_LIGHTNING_RUN_ID"
+ENV_RUN_ID = C.ENV_LIGHTNING_RUN_ID
 
 # With one of these set, a launcher placed the process; start_run detects rank and world itself.
 _LAUNCHER_VARS = (*C.MPI_RANK_VARS, C.TORCH_RANK_VAR, C.SLURM_STEP_VAR)
@@ -54,7 +54,7 @@ def _import_lightning() -> tuple[Any, Any]:
         except ImportError:
             continue
         return loggers.Logger, rank_zero.rank_zero_only
-    raise ImportError(
+    raise MissingDependencyError(
         "yprov4ml_hpc.integrations.lightning needs PyTorch Lightning, which is not installed; "
         "install it with: pip install lightning"
     )
@@ -206,7 +206,7 @@ class Yprov4mlLogger(_LoggerBase):
         ranks; ``yprov4ml-hpc merge`` then makes the document from the files.
         """
         if self._end_on_finalize:
-            self.end_run(failed=status == "failed")
+            self.end_run(failed=status == C.STATUS_FAILED)
 
     # --- ours ---------------------------------------------------------------------------------
     def end_run(self, failed: bool = False) -> Path | None:
@@ -220,10 +220,8 @@ class Yprov4mlLogger(_LoggerBase):
         if not self._owns_run:
             return run.run_dir
         if failed:
-            return _api._end_active(run, C.STATUS_FAILED, "lightning finalize(failed)")
-        if _api.active_run() is run:
-            return _api.end_run()
-        return run.run_dir
+            return run.end(C.STATUS_FAILED, "lightning finalize(failed)")
+        return run.end(C.STATUS_FINISHED, "lightning finalize")
 
     def _live_run(self, what: str) -> Run | None:
         if self._ended:

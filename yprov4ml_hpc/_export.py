@@ -7,12 +7,14 @@
   ``"Infinity"`` and ``"-Infinity"`` (``float()`` reads them back exactly).
 - ``csv``: one ``step,value,time_ns`` file per series and rank under
   ``<context>/<name>/rank_NNNNNN.csv`` (names escaped as in the rank files), plus ``series.csv``
-  (the index) and ``params.csv``.  Floats are written with ``repr`` (round-trip exact).
+  (the index) and ``params.csv``.  Floats are written with ``repr`` (round-trip exact).  A
+  text cell (name, context, param) that starts with ``= + - @``, a tab or CR and is no number
+  is written with a leading ``'`` so that a spreadsheet does not run it as a formula
+  (:func:`spreadsheet_safe`); ``metrics-json`` keeps every name exactly.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -21,12 +23,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .. import _constants as C
-from .._errors import ConfigError, MergeError, StorageError
-from .._names import escape_name
-from .._reader import load_run
+from . import _constants as C
+from ._errors import ConfigError, MergeError
+from ._names import escape_name
+from ._output import output_folder, write_replacing
+from ._reader import load_run
 
-__all__ = ["FORMATS", "export", "find_document", "output_folder", "write_replacing"]
+__all__ = ["FORMATS", "export", "find_document", "spreadsheet_safe"]
 
 # format -> file suffix of the default output name (None: a directory)
 FORMATS: dict[str, str | None] = {
@@ -92,35 +95,6 @@ def _export_prov(document: Path, fmt: str, target: Path) -> None:
     write_replacing(target, text if isinstance(text, str) else text.decode("utf-8"))
 
 
-def write_replacing(target: Path, data: str | bytes) -> None:
-    """Write ``data`` (text as UTF-8) to a new temporary file beside ``target``, then rename it
-    over ``target``: whatever ``target`` was (a symlink planted in a run directory included)
-    is replaced, never written through."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()  # a stale temporary (or a planted link): removed, never followed
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def output_folder(path: Path) -> Path:
-    """Create the folder ``path`` (and its parents) to write into; refuse one that is a symlink,
-    which a crafted run directory could point anywhere."""
-    if path.is_symlink():
-        raise StorageError(f"{path} is a symlink; refusing to write through it (remove it or pass -o)")
-    path.mkdir(parents=True, exist_ok=True)
-    if path.is_symlink() or not path.is_dir():
-        raise StorageError(f"{path} is not a plain folder; refusing to write into it")
-    return path
-
-
 def _exact(value: float) -> float | str:
     if math.isfinite(value):
         return value
@@ -151,9 +125,27 @@ def _export_metrics_json(run_dir: Path, target: Path) -> None:
     write_replacing(target, json.dumps(out, ensure_ascii=False, allow_nan=False) + "\n")
 
 
+# A spreadsheet evaluates a cell that starts with one of these as a formula (or a DDE command:
+# "=cmd|' /C calc'!A0"), so a logged name or param must not start a cell with one.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: Any) -> Any:
+    """A text cell that a spreadsheet would read as a formula gets a leading ``'`` (OWASP's
+    rule; spreadsheets then show the text as it is).  Numbers, and text that is a plain
+    number (``-1.5``, ``-inf``), are left alone, so numeric columns stay numeric."""
+    if not isinstance(cell, str) or not cell.startswith(_FORMULA_START):
+        return cell
+    try:
+        float(cell)
+    except ValueError:
+        return "'" + cell
+    return cell
+
+
 def _csv_text(rows: Any) -> str:
     buffer = io.StringIO(newline="")
-    csv.writer(buffer).writerows(rows)
+    csv.writer(buffer).writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
     return buffer.getvalue()
 
 
@@ -172,7 +164,7 @@ def _export_csv(run_dir: Path, target: Path) -> None:
     write_replacing(target / "series.csv", _csv_text([["name", "context", "rank", "count", "file"], *index]))
     params: list[list[Any]] = [["rank", "name", "value_json", "type", "context"]]
     for rank in data.ranks:
-        for record in data.meta(rank.rank)["params"]:
+        for record in data.meta(rank.rank).params:
             params.append(
                 [
                     rank.rank,

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import _constants as C
-from .._errors import DamagedRunError, StorageError
-from .._reader import RunData, load_run
+from . import _constants as C
+from ._errors import DamagedRunError, StorageError
+from ._reader import RunData, load_run
 
 __all__ = [
     "SAMPLER_CONTEXTS",
@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 # Contexts written by the background samplers; everything else is the user's own metrics.
-SAMPLER_CONTEXTS = frozenset({"gpu", "energy", "system"})
+SAMPLER_CONTEXTS = frozenset(C.SAMPLER_CONTEXTS)
 
 ProgressHook = Callable[[int, int, str], None]
 
@@ -93,8 +93,7 @@ def load_summary(
     # The merge's own reader and summarizer, so these numbers are exactly what `merge` would
     # write; in memory only: summary.json appearing in a live run's directory is the signal
     # its finalize waits for, so a read-only command must never write it.
-    from .._merge import collect_run
-    from .._merge._summary import summarize
+    from ._merge._summary import summarize
 
-    run_input = collect_run(data.run_dir, progress=progress)
-    return RunSummary(summarize([run_input], generated_by="merge"), "computed")
+    with_stats = load_run(data.run_dir, stats=True, progress=progress)
+    return RunSummary(summarize([with_stats], generated_by="merge"), "computed")
