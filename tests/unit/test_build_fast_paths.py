@@ -140,3 +140,27 @@ def test_sum_is_added_in_rank_order_not_compensated() -> None:
     ]
     assert aggregate_series(members)[("c", "n")].total == 0.0
     assert json.dumps(aggregate_series(members)[("c", "n")].total) == "0.0"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_mean_of_last_values_is_the_nan_skipping_formula(seed: int) -> None:
+    rng = random.Random(seed)
+    pool = [0.1, 0.2, 0.3, -1.5, 1e308, math.nan, math.inf, -math.inf, 0.0, -0.0]
+    lasts = [rng.choice(pool[: rng.randint(5, len(pool))]) for _ in range(rng.randint(0, 30))]
+    kept = [v for v in lasts if not math.isnan(v)]
+    try:
+        expected: Any = (
+            None
+            if not kept
+            else math.fsum(kept) / len(kept)
+            if all(math.isfinite(v) for v in kept)
+            else sum(kept) / len(kept)
+        )
+    except OverflowError as exc:
+        expected = type(exc)
+    agg = SeriesAggregate("n", "c", "/", lasts=lasts)
+    try:
+        got: Any = agg.last
+    except OverflowError as exc:
+        got = type(exc)
+    assert repr(got) == repr(expected)

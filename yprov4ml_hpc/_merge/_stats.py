@@ -94,10 +94,12 @@ class SeriesAggregate:
     @property
     def last(self) -> float | None:
         """Mean over ranks of each rank's last value (ranks whose last value is NaN skipped)."""
-        kept = [v for v in self.lasts if not math.isnan(v)]
+        kept = [v for v in self.lasts if v == v]  # noqa: PLR0124 (NaN is the one float unequal to itself)
         if not kept:
             return None
-        return math.fsum(kept) / len(kept) if all(math.isfinite(v) for v in kept) else sum(kept) / len(kept)
+        if math.inf in kept or -math.inf in kept:  # the only non-finite values left
+            return sum(kept) / len(kept)
+        return math.fsum(kept) / len(kept)
 
 
 _Member = tuple[int, int, str, SeriesStats]  # (run index, rank, host, the rank's statistics)

@@ -106,9 +106,10 @@ def _metric_entries(
 
 def _main_series(run: RunData) -> tuple[str, str] | None:
     totals: dict[tuple[str, str], int] = {}
+    samplers = C.SAMPLER_CONTEXTS  # SeriesMeta.is_sampler, without a call per series of every rank
     for meta in run.metas.values():
         for s in meta.series:
-            if not s.is_sampler:
+            if s.context not in samplers:
                 key = (s.context, s.name)
                 totals[key] = totals.get(key, 0) + s.count
     if not totals:
