@@ -33,6 +33,7 @@ with the same layout; nothing else in the package opens a rank file.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import sys
@@ -133,7 +134,12 @@ class RunData:
         self.experiment: str = (first.experiment if first else None) or ""
         self.world_size: int = world_size_of({r: m.attrs for r, m in self.metas.items()}, self.damaged)
         self.ranks: list[RankInfo] = [_rank_info(m) for m in self.metas.values()]
-        self._index = {
+
+    @functools.cached_property
+    def _index(self) -> dict[tuple[str, str, int], tuple[Path | None, str, int]]:
+        """(metric, context, rank) -> where the series lives.  Built on first use: a merge or
+        finalize never asks, and at 10^5 ranks it is a tuple per series of every rank."""
+        return {
             (s.name, s.context, rank): (m.path, s.h5path, s.count)
             for rank, m in self.metas.items()
             for s in m.series
