@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _constants as C
+from ._compat._layouts import Layout, check_type, is_int, upstream_layouts, warn_unknown
 from ._errors import ConfigError, RunStateError, Yprov4mlWarning
 from ._run import Run
 
@@ -46,12 +47,8 @@ IGNORED_ARGUMENTS = frozenset(
     {
         "save_after_n_logs",  # our rings flush when full or by timer
         "collect_all_processes",  # every rank is always collected
-        "metrics_file_type",
-        "csv_separator",
-        "use_compressor",
+        "use_compressor",  # the HDF5 layout is fixed by the storage contract
         "unify_experiments",
-        "create_graph",
-        "create_svg",
         "create_provenance_collection",
         "log_on_rank",
         "create_dataset_entities",
@@ -61,15 +58,40 @@ IGNORED_ARGUMENTS = frozenset(
 
 _active: Run | None = None
 _active_lock = threading.Lock()
+# What end_run must produce besides the document and summary (upstream's start_run options).
+_end_options: dict[str, object] = {}
+
+_START_RUN_2X = Layout(
+    "yProv4ML 2.0.x",
+    (
+        "experiment_name",
+        "prov_user_namespace",
+        "provenance_save_dir",
+        "collect_all_processes",
+        "save_after_n_logs",
+        "rank",
+        "disable_codecarbon",
+        "metrics_file_type",
+        "csv_separator",
+        "use_compressor",
+    ),
+    lambda args: len(args) > 6 and isinstance(args[6], bool),  # 3.2.x has metrics_file_type there
+)
 
 
+@upstream_layouts(_START_RUN_2X)
 def start_run(
     experiment_name: str,
     prov_user_namespace: str | None = None,
     provenance_save_dir: str | os.PathLike[str] | None = None,
-    save_after_n_logs: int | None = None,
-    collect_all_processes: bool | None = None,
+    collect_all_processes: bool | None = False,
+    save_after_n_logs: int | None = 100,
     rank: int | None = None,
+    metrics_file_type: str | None = None,
+    csv_separator: str = ",",
+    use_compressor: object = None,
+    use_run_id: int | str | None = None,
+    *,
     run_id: str | None = None,
     comm: Any = None,
     buffer_size: int = C.DEFAULT_BUFFER_SIZE,
@@ -87,11 +109,18 @@ def start_run(
 ) -> Run:
     """Start the provenance run of this rank and make it the active one.
 
-    ``experiment_name`` and ``run_id`` name the run directory
+    The positional parameters are yProv4ML 3.2.x's, in its order (a 2.0.x call, with
+    ``disable_codecarbon`` seventh, is recognised by that bool); ours are keyword-only.
+    ``experiment_name`` and the run id name the run directory
     ``<provenance_save_dir>/<experiment_name>_<run_id>/``; every rank of an MPI, Slurm or
-    torchrun job agrees on it.  ``buffer_size`` points per series are held in memory and
-    written when full or after ``flush_interval_s`` seconds (0: only when full and at the
-    end).  ``save_after_n_logs`` and ``collect_all_processes`` are accepted and ignored.
+    torchrun job agrees on it.  Without a launcher job id the id is upstream's counter
+    ``N`` (``mnist_0``, ``mnist_1``, ...); ``use_run_id=N`` (or ``run_id="..."``) chooses it.
+    ``metrics_file_type="csv"`` also writes every series as upstream's CSV files at the end
+    (``csv_separator`` between columns).  ``buffer_size`` points per series are held in
+    memory and written when full or after ``flush_interval_s`` seconds (0: only when full
+    and at the end).  ``save_after_n_logs``, ``collect_all_processes`` and
+    ``use_compressor`` are accepted and ignored (every rank is always collected; the HDF5
+    layout is fixed).
 
     Background samplers record CPU/memory/disk/network (psutil), the GPUs this rank owns
     (NVML: ``gpu_ids``, else ``CUDA_VISIBLE_DEVICES``, else GPU g -> local rank g mod local
@@ -101,16 +130,14 @@ def start_run(
     ``YPROV4ML_HPC_CARBON=0``; ``carbon_country_iso_code`` sets its grid (default USA).
     """
     global _active
-    unknown = sorted(set(ignored) - IGNORED_ARGUMENTS)
-    if unknown:
-        warnings.warn(
-            f"start_run ignores unknown arguments {unknown}; check their spelling",
-            Yprov4mlWarning,
-            stacklevel=2,
-        )
+    warn_unknown("start_run", ignored, IGNORED_ARGUMENTS)
+    _check_start_types(collect_all_processes, save_after_n_logs, rank, csv_separator, disable_codecarbon)
+    csv_wanted = _metrics_file_type(metrics_file_type)
+    run_id = _run_id_from(run_id, use_run_id)
     for name, value in (
         ("save_after_n_logs", save_after_n_logs),
         ("collect_all_processes", collect_all_processes),
+        ("use_compressor", use_compressor),
     ):
         if value is not None:
             ignored[name] = value
@@ -141,7 +168,66 @@ def start_run(
             carbon_region=carbon_region,
             ignored=ignored,
         )
+        _end_options.clear()
+        _end_options.update(run=_active, csv=csv_wanted, csv_separator=csv_separator)
+        from ._compat._functions import reset_final_metrics
+
+        reset_final_metrics()
         return _active
+
+
+def _check_start_types(
+    collect_all_processes: object,
+    save_after_n_logs: object,
+    rank: object,
+    csv_separator: object,
+    disable_codecarbon: object,
+) -> None:
+    both = "yProv4ML 2.0.x and 3.2.x"
+    check_type("start_run", "collect_all_processes", collect_all_processes, (bool,), both)
+    check_type("start_run", "save_after_n_logs", save_after_n_logs, (int,), both)
+    check_type("start_run", "rank", rank, (int,), both)
+    check_type("start_run", "csv_separator", csv_separator, (str,), both)
+    check_type("start_run", "disable_codecarbon", disable_codecarbon, (bool,), "yProv4ML 2.0.x")
+    if isinstance(csv_separator, str) and (len(csv_separator) != 1 or csv_separator in "\n\r\"."):
+        raise ConfigError(f"csv_separator must be one character other than a newline or quote, got {csv_separator!r}")
+
+
+def _metrics_file_type(value: object) -> bool:
+    """True when upstream's CSV files are wanted; other formats warn once and are not written."""
+    if value is None:
+        return False
+    text = getattr(value, "value", value)
+    if not isinstance(text, str):
+        raise TypeError(
+            f"start_run(metrics_file_type=...) must be 'csv', 'zarr', 'netcdf' or a MetricsType as in "
+            f"yProv4ML 2.0.x and 3.2.x, got {type(value).__name__} {value!r}"
+        )
+    kind = text.lower().lstrip(".")
+    if kind == "csv":
+        return True
+    if kind in ("zarr", "netcdf", "nc"):
+        warnings.warn(
+            f"metrics_file_type={text!r}: series are stored in HDF5 (ranks/*.h5) only; zarr and "
+            "netCDF copies are not written (use metrics_file_type='csv' for CSV copies)",
+            Yprov4mlWarning,
+            stacklevel=3,
+        )
+        return False
+    raise ConfigError(f"metrics_file_type must be 'csv', 'zarr' or 'netcdf', got {value!r}")
+
+
+def _run_id_from(run_id: str | None, use_run_id: object) -> str | None:
+    if use_run_id is None:
+        return run_id
+    if run_id is not None:
+        raise ConfigError(f"pass run_id={run_id!r} or use_run_id={use_run_id!r}, not both")
+    if isinstance(use_run_id, bool) or not isinstance(use_run_id, (int, str)):
+        raise TypeError(
+            f"start_run(use_run_id=...) must be an int as in yProv4ML 3.2.x (or a str), got "
+            f"{type(use_run_id).__name__} {use_run_id!r}"
+        )
+    return str(use_run_id)
 
 
 def _interval_from(value: float | None) -> float:
@@ -180,41 +266,73 @@ def _end_active(run: Run, status: str, reason: str, finalize: bool = False) -> P
 
 
 def end_run(
-    create_graph: bool = False,
-    create_svg: bool = False,
+    create_graph: bool | None = False,
+    create_svg: bool | None = False,
+    crate_ro_crate: bool | None = False,
+    create_card: bool | None = False,
+    *,
     finalize_timeout_s: float | None = None,
     prov_detail: str | None = None,
     **ignored: Any,
-) -> Path:
+) -> Path | None:
     """Close this rank's file, then write the job's PROV document and summary.json (rank 0).
 
-    Every rank must call it: it returns the run directory on every rank once both files exist.
-    A rank that does not arrive within ``finalize_timeout_s`` (default: the value given to
-    start_run) is left out and marked incomplete; nothing waits longer.  ``prov_detail``
-    overrides start_run's ("auto", "rank" or "job"; recorded in the rank file, so a later
-    offline merge gives the same document).  ``create_graph`` writes graph.dot,
-    ``create_svg`` also graph.svg where Graphviz is installed.  Other yProv4ML arguments are
-    accepted and ignored.
+    The positional parameters are yProv4ML 3.2.x's (2.0.x has the first three); ours are
+    keyword-only.  Every rank must call it: it returns the run directory on every rank once
+    the document exists.  Without an active run it does nothing and returns None, as
+    upstream does.  A rank that does not arrive within ``finalize_timeout_s`` (default: the
+    value given to start_run) is left out and marked incomplete; nothing waits longer.
+    ``prov_detail`` overrides start_run's ("auto", "rank" or "job").  ``create_graph``
+    writes graph.dot, ``create_svg`` also graph.svg where Graphviz is installed;
+    ``crate_ro_crate`` writes an RO-Crate of the run directory (``ro-crate-metadata.json``,
+    the ``rocrate`` extra), ``create_card`` a run card (``card.json``) from the summary; with
+    ``metrics_file_type="csv"`` at start_run the series are also written as CSV.  These
+    extra files are written by rank 0.
     """
+    warn_unknown("end_run", ignored)
+    for name, flag in (
+        ("create_graph", create_graph),
+        ("create_svg", create_svg),
+        ("crate_ro_crate", crate_ro_crate),
+        ("create_card", create_card),
+    ):
+        check_type("end_run", name, flag, (bool,), "yProv4ML 3.2.x")
     if prov_detail is not None and prov_detail not in C.PROV_DETAIL_CHOICES:
         raise ConfigError(f"prov_detail must be one of {C.PROV_DETAIL_CHOICES}, got {prov_detail!r}")
-    if finalize_timeout_s is not None and not (
-        isinstance(finalize_timeout_s, (int, float)) and finalize_timeout_s >= 0
+    if finalize_timeout_s is not None and (
+        isinstance(finalize_timeout_s, bool)
+        or not (isinstance(finalize_timeout_s, (int, float)) and finalize_timeout_s >= 0)
     ):
         raise ConfigError(f"finalize_timeout_s must be a number >= 0, got {finalize_timeout_s!r}")
-    run = _require("end_run")
+    run = _active
+    if run is None:
+        return None  # yProv4ML: end_run() without a run is a no-op
+    from ._compat._functions import record_final_metrics
+
+    record_final_metrics(run)
     if prov_detail is not None:
         run.prov_detail = prov_detail  # close() writes it into the rank file
+    options = dict(_end_options) if _end_options.get("run") is run else {}
     _end_active(run, C.STATUS_FINISHED, "end_run")
     from ._finalize import finalize
 
-    return finalize(
+    run_dir = finalize(
         run,
         timeout_s=finalize_timeout_s,
         prov_detail=prov_detail,
-        create_graph=create_graph,
-        create_svg=create_svg,
+        create_graph=bool(create_graph),
+        create_svg=bool(create_svg),
     )
+    from ._compat._outputs import write_end_outputs
+
+    write_end_outputs(
+        run,
+        csv=bool(options.get("csv")),
+        csv_separator=str(options.get("csv_separator", ",")),
+        ro_crate=bool(crate_ro_crate),
+        card=bool(create_card),
+    )
+    return run_dir
 
 
 def active_run() -> Run | None:
@@ -242,21 +360,53 @@ def log_metric(
     source: object = None,
     timestamp: float | int | None = None,
 ) -> None:
-    """Record one point; ``step=None`` auto-increments per (key, context) series."""
+    """Record one point; ``step=None`` auto-increments per (key, context) series.
+
+    ``source`` (yProv4ML's producing library) is accepted and not stored.  No ``**kwargs``
+    here: this is the hot path, and upstream's log_metric has exactly these parameters.
+    """
     run = _active
     if run is None:
         raise RunStateError("log_metric() needs an active run; call start_run() first")
     run.log_metric(key, value, context, step, source, timestamp)
+    if _final_metrics:  # register_final_metric: empty dict -> one truth test per call
+        _fold_final(key, value)
+
+
+# register_final_metric: metric name -> [current value, fold function]
+_final_metrics: dict[str, list[Any]] = {}
+
+
+def _fold_final(key: str, value: object) -> None:
+    entry = _final_metrics.get(key)
+    if entry is not None:
+        number = value.item() if hasattr(value, "item") else value
+        entry[0] = entry[1](entry[0], number)
 
 
 def log_metrics(metrics: Mapping[str, float], context: object = None, step: int | None = None) -> None:
     """Record several metrics with the same context and step."""
     _require("log_metrics").log_metrics(metrics, context, step)
+    if _final_metrics:
+        for key, value in metrics.items():
+            _fold_final(key, value)
 
 
-def log_param(key: str, value: object, context: object = None) -> None:
-    """Record a parameter, keeping its type."""
-    _require("log_param").log_param(key, value, context)
+def log_param(
+    key: str,
+    value: object,
+    context: object = None,
+    source: str | None = None,
+    is_input: bool = False,
+    **ignored: Any,
+) -> None:
+    """Record a parameter, keeping its type (nested NumPy scalars and paths become plain values).
+
+    ``source`` and ``is_input`` (yProv4ML 3.2.x) are stored with it.
+    """
+    warn_unknown("log_param", ignored)
+    check_type("log_param", "is_input", is_input, (bool,), "yProv4ML 3.2.x")
+    _require("log_param").log_param(key, value, context, source=source, is_input=is_input)
 
 
 def log_params(params: Mapping[str, object], context: object = None) -> None:
@@ -264,37 +414,159 @@ def log_params(params: Mapping[str, object], context: object = None) -> None:
     _require("log_params").log_params(params, context)
 
 
+_LOG_ARTIFACT_2X = Layout(
+    "yProv4ML 2.0.x",
+    ("artifact_name", "artifact_path", "context", "step", "log_copy_in_prov_directory", "is_model", "is_input"),
+    # 3.2.x has source (a str) fourth and step (an int) fifth; 2.0.x step fourth, a bool fifth.
+    lambda a: len(a) > 3 and (is_int(a[3]) or (len(a) > 4 and isinstance(a[4], bool))),
+)
+
+
+@upstream_layouts(_LOG_ARTIFACT_2X)
 def log_artifact(
     artifact_name: str | os.PathLike[str],
     artifact_path: str | os.PathLike[str] | None = None,
     context: object = None,
+    source: str | None = None,
     step: int | None = None,
     log_copy_in_prov_directory: bool = True,
+    log_copy_subdirectory: str | None = None,
     is_model: bool = False,
     is_input: bool = False,
+    other_attrs: Mapping[str, object] | None = None,
+    **ignored: Any,
 ) -> dict[str, object]:
-    """Record a file or folder (copied into the run directory unless told otherwise)."""
+    """Record a file or folder (copied into the run directory unless told otherwise).
+
+    3.2.x order; a 2.0.x call (``step`` fourth) is recognised by its types, and the 1.x form
+    ``log_artifact(path, context)`` names the artifact after the file.  A copy keeps the
+    file's extension when ``artifact_name`` has none; ``log_copy_subdirectory`` puts it in
+    that sub-folder; ``source`` and ``other_attrs`` are stored with the record.
+    """
+    warn_unknown("log_artifact", ignored)
+    for name, flag in (
+        ("log_copy_in_prov_directory", log_copy_in_prov_directory),
+        ("is_model", is_model),
+        ("is_input", is_input),
+    ):
+        check_type("log_artifact", name, flag, (bool,), "yProv4ML 2.0.x and 3.2.x")
+    check_type("log_artifact", "step", step, (int,), "yProv4ML 2.0.x and 3.2.x")
     return _require("log_artifact").log_artifact(
-        artifact_name, artifact_path, context, step, log_copy_in_prov_directory, is_model, is_input
+        artifact_name,
+        artifact_path,
+        context,
+        step,
+        log_copy_in_prov_directory,
+        is_model,
+        is_input,
+        subdirectory=log_copy_subdirectory,
+        extra=_extra(source, other_attrs),
     )
 
 
+def _extra(source: object, other_attrs: Mapping[str, object] | None) -> dict[str, object]:
+    extra: dict[str, object] = {}
+    if source is not None:
+        extra["source"] = str(getattr(source, "value", source))
+    if other_attrs:
+        if not isinstance(other_attrs, Mapping):
+            raise TypeError(
+                f"other_attrs must be a dict as in yProv4ML 3.2.x, got {type(other_attrs).__name__}"
+            )
+        extra["attributes"] = {str(k): v for k, v in other_attrs.items()}
+    return extra
+
+
+def _object_first(args: Sequence[object]) -> bool:
+    """prov4ml 1.x passed the model/dataset first and its name second."""
+    return not isinstance(args[0], (str, os.PathLike))
+
+
+_LOG_MODEL_2X = Layout(
+    "yProv4ML 2.0.x",
+    ("model_name", "model", "context", "log_model_info", "log_model_layers", "is_input"),
+    lambda a: len(a) > 3 and isinstance(a[3], bool),  # 3.2.x has source (a str) fourth
+)
+_LOG_MODEL_1X = Layout(
+    "prov4ml 1.x", ("model", "model_name", "log_model_info", "log_as_artifact"), _object_first
+)
+
+
+@upstream_layouts(_LOG_MODEL_1X, _LOG_MODEL_2X)
 def log_model(
-    model_name: str,
-    model: object,
+    model_name: str = "default",
+    model: object = None,
     context: object = None,
-    step: int | None = None,
-    is_input: bool = False,
+    source: str | None = None,
     log_model_info: bool = True,
+    log_model_layers: bool = False,
+    log_copy_in_prov_directory: bool = True,
+    is_input: bool = False,
+    other_attrs: Mapping[str, object] | None = None,
+    *,
+    step: int | None = None,
     **ignored: Any,
 ) -> dict[str, object]:
-    """Record a model: a path, or a torch module (saved with torch.save of its state_dict)."""
-    return _require("log_model").log_model(model_name, model, context, step, is_input, log_model_info)
+    """Record a model: a path, or a torch module (saved with torch.save of its state_dict).
+
+    3.2.x order; 2.0.x (flags fourth) and prov4ml 1.x (model first) calls are recognised by
+    their types.  ``log_model_layers`` also stores a JSON description of the layers.
+    ``log_copy_in_prov_directory`` is accepted and ignored: a module is saved into the run
+    directory in any case.
+    """
+    warn_unknown("log_model", ignored, frozenset({"log_as_artifact"}))
+    if model is None:
+        raise TypeError("log_model() needs the model (a torch module, a path or any object)")
+    for name, flag in (
+        ("log_model_info", log_model_info),
+        ("log_model_layers", log_model_layers),
+        ("log_copy_in_prov_directory", log_copy_in_prov_directory),
+        ("is_input", is_input),
+    ):
+        check_type("log_model", name, flag, (bool,), "yProv4ML 2.0.x and 3.2.x")
+    run = _require("log_model")
+    record = run.log_model(model_name, model, context, step, bool(is_input), bool(log_model_info))
+    if log_model_layers:
+        from ._compat._functions import log_model_layers as write_layers
+
+        write_layers(run, model_name, model, context)
+    extra = _extra(source, other_attrs)
+    if extra:
+        run.log_event("model_attributes", name=model_name, **extra)
+    return record
 
 
-def log_dataset(label: str, dataset: object, context: object = None, **ignored: Any) -> dict[str, object]:
-    """Record a dataset or loader: type, length and loader settings."""
-    return _require("log_dataset").log_dataset(label, dataset, context)
+_LOG_DATASET_2X = Layout(
+    "yProv4ML 2.0.x",
+    ("dataset_label", "dataset", "context", "log_dataset_info"),
+    lambda a: len(a) > 3 and isinstance(a[3], bool),
+)
+_LOG_DATASET_1X = Layout("prov4ml 1.x", ("dataset", "dataset_label"), _object_first)
+
+
+@upstream_layouts(_LOG_DATASET_1X, _LOG_DATASET_2X)
+def log_dataset(
+    dataset_label: str,
+    dataset: object,
+    context: object = None,
+    source: str | None = None,
+    log_dataset_info: bool = True,
+    other_attrs: Mapping[str, object] | None = None,
+    **ignored: Any,
+) -> dict[str, object]:
+    """Record a dataset or loader: type, length and loader settings.
+
+    3.2.x order; 2.0.x (``log_dataset_info`` fourth) and prov4ml 1.x (dataset first) calls
+    are recognised by their types.  ``log_dataset_info=False`` records only the label and type.
+    """
+    warn_unknown("log_dataset", ignored, frozenset({"label"}))
+    check_type("log_dataset", "log_dataset_info", log_dataset_info, (bool,), "yProv4ML 2.0.x and 3.2.x")
+    run = _require("log_dataset")
+    record = run.log_dataset(dataset_label, dataset, context, info=bool(log_dataset_info))
+    extra = _extra(source, other_attrs)
+    if extra:
+        run.log_event("dataset_attributes", name=dataset_label, **extra)
+    return record
 
 
 def log_execution_command(cmd: str, path: str | os.PathLike[str] | None = None) -> None:
@@ -305,8 +577,15 @@ def log_execution_command(cmd: str, path: str | os.PathLike[str] | None = None) 
         run.log_param("execution_path", os.fspath(path))
 
 
-def log_source_code(path: str | os.PathLike[str] | None = None) -> dict[str, object]:
-    """Record the code that ran: git commit, or hashes of the source files."""
+def log_source_code(path: str | os.PathLike[str] | bool | None = None, use_git: bool = False) -> dict[str, object]:
+    """Record the code that ran: git commit, or hashes of the source files.
+
+    ``path`` is 2.0.x's argument; 3.2.x's only argument is ``use_git`` (a bool passed first
+    is taken as that).  The git commit is recorded whenever there is one.
+    """
+    if isinstance(path, bool):
+        use_git, path = path, None
+    check_type("log_source_code", "use_git", use_git, (bool,), "yProv4ML 3.2.x")
     return _require("log_source_code").log_source_code(path)
 
 

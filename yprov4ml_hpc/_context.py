@@ -28,18 +28,29 @@ class Context(str, enum.Enum):
         return self.value
 
 
+# yProv4ML writes the same phase as ``Context.TRAINING`` ("TRAINING" in 2.x), "Training"
+# (3.x examples) or "training": a script mixing them must get ONE context, so the names of
+# the well-known contexts are matched without regard to case and stored in lower case.
+_WELL_KNOWN = {member.value: member.value for member in Context}
+
+
 def context_name(context: object) -> str:
     """Normalise a user's context (enum, string or None) to the string stored on disk."""
     if context is None:
         return DEFAULT_CONTEXT
     if isinstance(context, enum.Enum):
         value = context.value
-        return value if isinstance(value, str) else str(context.name).lower()
+        context = value if isinstance(value, str) else str(context.name)
     if isinstance(context, str):
         if not context:
             raise ValueError("context must not be empty; pass None for the default context")
         if "\x00" in context:
             raise ValueError(f"context {context!r} contains a NUL character, which HDF5 cannot store")
         check_utf8("context", context)
-        return context
-    raise TypeError(f"context must be a str, a Context or None, got {type(context).__name__} ({context!r})")
+        if context.startswith("Context.") or context.startswith("Contexts."):
+            context = context.split(".", 1)[1]  # str() of a yProv4ML 2.x enum member
+        return _WELL_KNOWN.get(context.lower(), context)
+    raise TypeError(
+        f"context must be a str, a Context or None, got {type(context).__name__} ({context!r}); "
+        "yProv4ML 2.x and 3.x accept the same"
+    )

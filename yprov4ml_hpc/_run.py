@@ -231,9 +231,9 @@ class Run:
         if head - buf.tail >= buf.capacity:
             self._flush_series(buf)
         i = head % buf.capacity
-        try:
+        if value.__class__ is float:
             buf.value_view[i] = value
-        except (TypeError, ValueError, OverflowError):
+        else:  # ints, NumPy scalars, tensors; a complex (even NumPy's) is refused there
             buf.value_view[i] = coerce_metric_value(key, value)
         if step is None:
             step = buf.next_step
@@ -242,8 +242,9 @@ class Run:
         except (TypeError, ValueError, OverflowError):
             step = coerce_step(key, step)
             buf.step_view[i] = step
-        buf.next_step = step + 1
+        # The time before the step counter: a refused timestamp must not advance the auto step.
         buf.time_view[i] = _time_ns() if timestamp is None else coerce_timestamp_ns(key, timestamp)
+        buf.next_step = step + 1
         buf.head = head + 1
 
     def log_metrics(
@@ -267,9 +268,9 @@ class Run:
             if head - buf.tail >= buf.capacity:
                 self._flush_series(buf)
             i = head % buf.capacity
-            try:
+            if value.__class__ is float:
                 buf.value_view[i] = value
-            except (TypeError, ValueError, OverflowError):
+            else:
                 buf.value_view[i] = coerce_metric_value(key, value)
             point_step = buf.next_step if step is None else step
             try:
@@ -384,17 +385,29 @@ class Run:
             self._finish_flush(started)
 
     # --- params, artifacts, models, datasets ------------------------------------------------------
-    def log_param(self, key: str, value: object, context: object = None) -> None:
+    def log_param(
+        self,
+        key: str,
+        value: object,
+        context: object = None,
+        *,
+        source: str | None = None,
+        is_input: bool = False,
+    ) -> None:
         """Record a parameter; the value keeps its type (int, float, bool, str, None, list, dict)."""
         name = check_name("param name", key)
         stored, type_name = param_record_value(value)
-        record = {
+        record: dict[str, object] = {
             "name": name,
             "value": stored,
             "type": type_name,
             "context": context_name(context),
             "time_ns": _time_ns(),
         }
+        if source is not None:
+            record["source"] = str(getattr(source, "value", source))
+        if is_input:
+            record["role"] = "input"
         try:
             json.dumps(record, allow_nan=True)
         except (TypeError, ValueError) as exc:
@@ -417,8 +430,15 @@ class Run:
         is_model: bool = False,
         is_input: bool = False,
         kind: str = "artifact",
+        *,
+        subdirectory: str | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> dict[str, object]:
-        """Record a file or folder; by default a copy is kept under ``artifacts/rank_NNNNNN/``."""
+        """Record a file or folder; by default a copy is kept under ``artifacts/rank_NNNNNN/``.
+
+        The copy keeps the file's extension when ``artifact_name`` has none (``"weights"``
+        for ``model.pt`` is stored as ``weights.pt``), under ``subdirectory`` if given.
+        """
         if isinstance(artifact_path, Context) or artifact_path is None:
             # yProv4ML 2.x: log_artifact(path, context, ...): the name is the file name.
             context = artifact_path if artifact_path is not None else context
@@ -433,7 +453,12 @@ class Run:
         from ._artifacts import copy_artifact, file_digest  # shutil/hashlib: only when used
 
         if log_copy_in_prov_directory:
-            stored = copy_artifact(source, self.artifacts_dir, name)
+            copy_name = name
+            if source.is_file() and source.suffix and not Path(name).suffix:
+                copy_name = name + source.suffix
+            if subdirectory:
+                copy_name = f"{subdirectory}/{copy_name}"
+            stored = copy_artifact(source, self.artifacts_dir, copy_name)
             location = stored.relative_to(self.run_dir).as_posix()
         else:
             stored, location = source, str(source.resolve())
@@ -450,6 +475,7 @@ class Run:
             "context": context_name(context),
             "step": step,
             "time_ns": _time_ns(),
+            **(extra or {}),
         }
         self._record(C.ARTIFACTS_DATASET, record)
         return record
@@ -506,8 +532,10 @@ class Run:
         self._record(C.ARTIFACTS_DATASET, record)
         return record
 
-    def log_dataset(self, label: str, dataset: object, context: object = None) -> dict[str, object]:
-        """Record a dataset or data loader: its type, length and loader settings where present."""
+    def log_dataset(
+        self, label: str, dataset: object, context: object = None, *, info: bool = True
+    ) -> dict[str, object]:
+        """Record a dataset or data loader: its type, and (``info``) length and loader settings."""
         name = check_name("dataset label", label)
         record: dict[str, object] = {
             "name": name,
@@ -520,7 +548,8 @@ class Run:
             "time_ns": _time_ns(),
             "type": type(dataset).__name__,
         }
-        record.update(dataset_info(dataset))
+        if info:
+            record.update(dataset_info(dataset))
         self._record(C.ARTIFACTS_DATASET, record)
         return record
 
@@ -558,6 +587,7 @@ class Run:
         if self._ended:
             return
         self._ended = True
+        self._buffers = {}  # a later log_metric takes the slow path, which raises RunStateError
         self.status = status
         self._stop_timer.set()
         if self._timer is not None and self._timer is not threading.current_thread():

@@ -103,10 +103,11 @@ def test_simultaneous_fresh_runs_get_distinct_dirs(tmp_path: Path, round_: int) 
 
 
 def test_simultaneous_runs_colliding_on_the_same_fresh_id(tmp_path: Path) -> None:
-    """All six draw the same fresh id first: one gets it, the others draw again; none shared."""
-    results = _race(tmp_path, collide=True)
+    """All six try upstream's first name race_0 at once: each ends up with its own race_<N>."""
+    results = _race(tmp_path)
     assert all("run_dir" in r for r in results), results
-    assert sum(Path(r["run_dir"]).name.endswith("collide") for r in results) == 1
+    names = sorted(Path(r["run_dir"]).name for r in results)
+    assert names == sorted(f"race_{n}" for n in range(PROCESSES)), names
     _assert_private(results, tmp_path)
 
 

@@ -168,10 +168,15 @@ def collect_run(
     # A damaged file's name is all we know of it: bound it like a claimed world size.
     world_size = max([*sizes, max(metas_sorted) + 1, *(r + 1 for r in damaged if r < MAX_WORLD_SIZE)])
     damaged = {rank: why for rank, why in damaged.items() if rank not in metas_sorted}
+    experiment = str(first.get("experiment", ""))
+    for rank, meta in metas_sorted.items():  # ranks of one job that named the experiment differently
+        other = str(meta["attrs"].get("experiment", experiment))
+        if other != experiment:
+            problems.append((f"rank_{rank:06d}", f"experiment name {other!r} differs from {experiment!r}"))
     return RunInput(
         run_dir=run_dir,
         run_id=str(first.get("run_id", run_dir.name)),
-        experiment=str(first.get("experiment", "")),
+        experiment=experiment,
         world_size=world_size,
         metas=metas_sorted,
         problems=sorted(problems),
