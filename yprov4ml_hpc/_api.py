@@ -133,6 +133,8 @@ def start_run(
     warn_unknown("start_run", ignored, IGNORED_ARGUMENTS)
     _check_start_types(collect_all_processes, save_after_n_logs, rank, csv_separator, disable_codecarbon)
     csv_wanted = _metrics_file_type(metrics_file_type)
+    if rank is not None and comm is None and rank == _launcher_rank():
+        rank = None  # upstream scripts pass the launcher's own rank: keep MPI's collective path
     run_id = _run_id_from(run_id, use_run_id)
     for name, value in (
         ("save_after_n_logs", save_after_n_logs),
@@ -190,7 +192,20 @@ def _check_start_types(
     check_type("start_run", "csv_separator", csv_separator, (str,), both)
     check_type("start_run", "disable_codecarbon", disable_codecarbon, (bool,), "yProv4ML 2.0.x")
     if isinstance(csv_separator, str) and (len(csv_separator) != 1 or csv_separator in "\n\r\"."):
-        raise ConfigError(f"csv_separator must be one character other than a newline or quote, got {csv_separator!r}")
+        raise ConfigError(
+            f"csv_separator must be one character other than a newline or quote, got {csv_separator!r}"
+        )
+
+
+def _launcher_rank() -> int | None:
+    """The rank a launcher (mpiexec, srun, torchrun) gave this process, if any."""
+    from ._launcher import _first_int
+
+    for names in (C.MPI_RANK_VARS, (C.SLURM_RANK_VAR,), (C.TORCH_RANK_VAR,)):
+        found = _first_int(os.environ, names)
+        if found is not None:
+            return found
+    return None
 
 
 def _metrics_file_type(value: object) -> bool:
@@ -416,7 +431,15 @@ def log_params(params: Mapping[str, object], context: object = None) -> None:
 
 _LOG_ARTIFACT_2X = Layout(
     "yProv4ML 2.0.x",
-    ("artifact_name", "artifact_path", "context", "step", "log_copy_in_prov_directory", "is_model", "is_input"),
+    (
+        "artifact_name",
+        "artifact_path",
+        "context",
+        "step",
+        "log_copy_in_prov_directory",
+        "is_model",
+        "is_input",
+    ),
     # 3.2.x has source (a str) fourth and step (an int) fifth; 2.0.x step fourth, a bool fifth.
     lambda a: len(a) > 3 and (is_int(a[3]) or (len(a) > 4 and isinstance(a[4], bool))),
 )
@@ -577,7 +600,9 @@ def log_execution_command(cmd: str, path: str | os.PathLike[str] | None = None) 
         run.log_param("execution_path", os.fspath(path))
 
 
-def log_source_code(path: str | os.PathLike[str] | bool | None = None, use_git: bool = False) -> dict[str, object]:
+def log_source_code(
+    path: str | os.PathLike[str] | bool | None = None, use_git: bool = False
+) -> dict[str, object]:
     """Record the code that ran: git commit, or hashes of the source files.
 
     ``path`` is 2.0.x's argument; 3.2.x's only argument is ``use_git`` (a bool passed first

@@ -28,9 +28,9 @@ def coerce_metric_value(key: str, value: object) -> float:
         )
     if value.__class__ is int:
         try:
-            return float(value)  # type: ignore[arg-type]
+            return float(value)
         except OverflowError:
-            return math.inf if value > 0 else -math.inf  # type: ignore[operator]
+            return math.inf if value > 0 else -math.inf
     if isinstance(value, numbers.Real):
         try:
             return float(value)

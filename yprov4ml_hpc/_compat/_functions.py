@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,17 +111,19 @@ def create_context(context: str, is_subcontext_of: str | None = None) -> None:
 def log_context(context: object, is_subcontext_of: object = None, source_of_data: str | None = None) -> None:
     """Declare a context; it appears in the document with its parent and data source.
 
-    Recorded as the param ``is_subcontext_of`` (the parent's name, or None) of that context,
+    Recorded as the param ``<context>.is_subcontext_of`` (the parent's name, or None),
     so every rank's declaration reaches the job's document.
     """
     from .._context import context_name
 
     run = _api._require("log_context")
     parent = None if is_subcontext_of is None else context_name(is_subcontext_of)
-    run.log_param("is_subcontext_of", parent, context, source=source_of_data)
+    run.log_param(f"{context_name(context)}.is_subcontext_of", parent, context, source=source_of_data)
 
 
-def log_flops_per_batch(label: str, model: Any, batch: Any, context: object = None, step: int | None = None) -> float:
+def log_flops_per_batch(
+    label: str, model: Any, batch: Any, context: object = None, step: int | None = None
+) -> float:
     """Count the FLOPs of one forward pass of ``model`` on ``batch`` (torch's FlopCounterMode).
 
     Like upstream, the logged value is this rank's running total over its calls; it is
@@ -136,7 +137,9 @@ def log_flops_per_batch(label: str, model: Any, batch: Any, context: object = No
     return total
 
 
-def log_flops_per_epoch(label: str, model: Any, dataset: Any, context: object = None, step: int | None = None) -> float:
+def log_flops_per_epoch(
+    label: str, model: Any, dataset: Any, context: object = None, step: int | None = None
+) -> float:
     """FLOPs of one epoch: the FLOPs of one sample times the dataset's length (as upstream).
 
     The logged value is this rank's running total over its calls; it is returned too.
@@ -175,7 +178,14 @@ def log_output(
 
 
 def _log_io(
-    what: str, name: str, value: object, context: object, source: str | None, step: int | None, *, is_input: bool
+    what: str,
+    name: str,
+    value: object,
+    context: object,
+    source: str | None,
+    step: int | None,
+    *,
+    is_input: bool,
 ) -> dict[str, object] | None:
     run = _api._require(what)
     if isinstance(value, (str, os.PathLike)) and Path(os.fspath(value)).exists():
@@ -195,7 +205,9 @@ def register_final_metric(
     (context ``final``), with the fold's name in ``<metric_name>_final_fold``.
     """
     if not isinstance(metric_name, str) or not metric_name:
-        raise TypeError(f"register_final_metric(metric_name=...) must be a non-empty str, got {metric_name!r}")
+        raise TypeError(
+            f"register_final_metric(metric_name=...) must be a non-empty str, got {metric_name!r}"
+        )
     if not callable(fold_operation):
         raise TypeError(
             "register_final_metric(fold_operation=...) must be a FoldOperation member "
@@ -235,7 +247,11 @@ def log_model_layers(run: Run, model_name: str, model: object, context: object) 
     except OSError as exc:
         raise ConfigError(f"cannot write the layer description of {model_name!r} to {target}: {exc}") from exc
     return run.log_artifact(
-        f"models/{model_name}_layers_description.json", target, context, None, log_copy_in_prov_directory=False
+        f"models/{model_name}_layers_description.json",
+        target,
+        context,
+        None,
+        log_copy_in_prov_directory=False,
     )
 
 
@@ -264,5 +280,3 @@ def _describe_layers(module: Any) -> dict[str, Any]:
             node["dtype"] = str(weight.dtype)
         return node
     return {name: _describe_layers(child) for name, child in children.items()}
-
-

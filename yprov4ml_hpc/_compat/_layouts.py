@@ -67,7 +67,9 @@ def is_name(value: object) -> bool:
     return isinstance(value, str)
 
 
-def warn_unknown(func: str, kwargs: Mapping[str, object], known_ignored: frozenset[str] = frozenset()) -> None:
+def warn_unknown(
+    func: str, kwargs: Mapping[str, object], known_ignored: frozenset[str] = frozenset()
+) -> None:
     """An unknown keyword is a warning, never a TypeError: a script for a newer yProv4ML still runs."""
     unknown = sorted(set(kwargs) - known_ignored)
     if unknown:

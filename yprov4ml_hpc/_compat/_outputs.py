@@ -119,8 +119,14 @@ def _card_item(artifact: dict[str, Any]) -> dict[str, Any]:
     return {k: artifact.get(k) for k in ("name", "rank", "path", "sha256", "role", "type") if k in artifact}
 
 
-_FORMATS = {".json": "application/json", ".h5": "application/x-hdf5", ".csv": "text/csv",
-            ".dot": "text/vnd.graphviz", ".svg": "image/svg+xml", ".pt": "application/octet-stream"}
+_FORMATS = {
+    ".json": "application/json",
+    ".h5": "application/x-hdf5",
+    ".csv": "text/csv",
+    ".dot": "text/vnd.graphviz",
+    ".svg": "image/svg+xml",
+    ".pt": "application/octet-stream",
+}
 
 
 def write_ro_crate(run_dir: Path) -> Path:
@@ -143,7 +149,9 @@ def write_ro_crate(run_dir: Path) -> Path:
         f"{summary.get('world_size')} rank(s): PROV-JSON document, summary, rank files, artifacts"
     )
     crate.root_dataset["datePublished"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    prov_name = C.PROV_DOCUMENT_TEMPLATE.format(experiment=summary.get("experiment"), run_id=summary.get("run_id"))
+    prov_name = C.PROV_DOCUMENT_TEMPLATE.format(
+        experiment=summary.get("experiment"), run_id=summary.get("run_id")
+    )
     roles = {
         prov_name: "W3C PROV-JSON provenance document of the whole job",
         C.SUMMARY_FILENAME: "cross-rank JSON summary",
