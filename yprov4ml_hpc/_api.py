@@ -601,15 +601,15 @@ def log_execution_command(cmd: str, path: str | os.PathLike[str] | None = None) 
 
 
 def log_source_code(
-    path: str | os.PathLike[str] | bool | None = None, use_git: bool = False
+    use_git: bool | str | os.PathLike[str] = False, path: str | os.PathLike[str] | None = None
 ) -> dict[str, object]:
     """Record the code that ran: git commit, or hashes of the source files.
 
-    ``path`` is 2.0.x's argument; 3.2.x's only argument is ``use_git`` (a bool passed first
-    is taken as that).  The git commit is recorded whenever there is one.
+    3.2.x's only argument is ``use_git``; 2.0.x's was ``path`` (a path passed first is taken
+    as that).  The git commit is recorded whenever there is one.
     """
-    if isinstance(path, bool):
-        use_git, path = path, None
+    if isinstance(use_git, (str, os.PathLike)):
+        use_git, path = False, use_git
     check_type("log_source_code", "use_git", use_git, (bool,), "yProv4ML 3.2.x")
     return _require("log_source_code").log_source_code(path)
 

@@ -27,6 +27,14 @@ class Context(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    @staticmethod
+    def get_context_from_string(context: str) -> Context:
+        """yProv4ML 2.x: the member for ``"training"``, ``"TRAINING"`` or ``"Context.TRAINING"``."""
+        try:
+            return Context(context_name(context))
+        except ValueError:
+            raise ValueError(f"Not a context: {context!r}") from None
+
 
 # yProv4ML writes the same phase as ``Context.TRAINING`` ("TRAINING" in 2.x), "Training"
 # (3.x examples) or "training": a script mixing them must get ONE context, so the names of
