@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _constants as C
-from ._compat._layouts import Layout, check_type, is_int, upstream_layouts, warn_unknown
+from ._compat._layouts import Layout, check_type, is_int, upstream_layouts, user_stacklevel, warn_unknown
 from ._errors import ConfigError, RunStateError, Yprov4mlWarning
 from ._run import Run
 
@@ -226,7 +226,7 @@ def _metrics_file_type(value: object) -> bool:
             f"metrics_file_type={text!r}: series are stored in HDF5 (ranks/*.h5) only; zarr and "
             "netCDF copies are not written (use metrics_file_type='csv' for CSV copies)",
             Yprov4mlWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         return False
     raise ConfigError(f"metrics_file_type must be 'csv', 'zarr' or 'netcdf', got {value!r}")
@@ -609,8 +609,9 @@ def log_source_code(
     as that).  The git commit is recorded whenever there is one.
     """
     if isinstance(use_git, (str, os.PathLike)):
-        use_git, path = False, use_git
-    check_type("log_source_code", "use_git", use_git, (bool,), "yProv4ML 3.2.x")
+        path = use_git
+    else:
+        check_type("log_source_code", "use_git", use_git, (bool,), "yProv4ML 3.2.x")
     return _require("log_source_code").log_source_code(path)
 
 

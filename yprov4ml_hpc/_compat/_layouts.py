@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import numbers
+import os
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +22,9 @@ from typing import Any, TypeVar
 
 from .._errors import Yprov4mlWarning
 
-__all__ = ["Layout", "check_type", "upstream_layouts", "warn_unknown"]
+__all__ = ["Layout", "check_type", "upstream_layouts", "user_stacklevel", "warn_unknown"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,8 +81,18 @@ def warn_unknown(
             f"{func}() ignores unknown arguments {unknown}; check their spelling "
             "(see the README table 'yProv4ML API -> yprov4ml_hpc')",
             Yprov4mlWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the user's line, past our own frames."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def check_type(func: str, name: str, value: object, types: tuple[type, ...], upstream: str) -> None:
