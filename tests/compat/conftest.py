@@ -39,10 +39,18 @@ def run_script(
             pytest.skip("mpiexec is not installed")
         command = ["timeout", str(SCRIPT_TIMEOUT_S), mpiexec, "-n", str(ranks), *command]
     result = subprocess.run(
-        command, cwd=cwd, env=script_env(), capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S + 30
+        command,
+        cwd=cwd,
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT_S + 30,
+        check=False,
     )
     if check:
-        assert result.returncode == 0, f"{name} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        assert result.returncode == 0, (
+            f"{name} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 

@@ -106,9 +106,9 @@ def test_v3_script_single_process(v3_run: Path) -> None:
     assert weights["source"] == "torch" and weights["attributes"] == {"k": 1} and weights["step"] == 2
     params = run.params(0)
     assert params["dataset transformation"] == {"normalize": True, "mean": [0.5]}
-    assert params["trainingbutdifferent.is_subcontext_of".replace("trainingbutdifferent", "TrainingButDifferent")] == (
-        "training"
-    )
+    assert params[
+        "trainingbutdifferent.is_subcontext_of".replace("trainingbutdifferent", "TrainingButDifferent")
+    ] == ("training")
     version = _artifact(run, "models/mnist_model_version_1.pt")
     assert version["step"] == 1
 

@@ -23,7 +23,14 @@ VERSIONS = sorted(DATA)
 
 # 2.0.10 functions whose positional order differs from 3.2.8 (same name, other meaning):
 # re-bound by type, see test_positional_layouts.py.
-REBOUND_2X = {"start_run", "log_artifact", "save_model_version", "log_model", "log_dataset", "log_source_code"}
+REBOUND_2X = {
+    "start_run",
+    "log_artifact",
+    "save_model_version",
+    "log_model",
+    "log_dataset",
+    "log_source_code",
+}
 # Parameters upstream names differently in the two versions of one position; ours takes both.
 ALSO_ACCEPTED = {("log_source_code", "use_git"), ("log_source_code", "path")}
 
@@ -73,13 +80,15 @@ def test_required_parameters_are_no_more_than_upstreams(version: str, name: str,
     """A call that works upstream never lacks an argument here."""
     upstream_required = {p["name"] for p in params if p["kind"] == "positional" and not p["has_default"]}
     ours = inspect.signature(_ours(name)).parameters.values()
-    required = {p.name for p in ours if p.default is inspect.Parameter.empty and p.kind.name.startswith("POSITIONAL")}
+    required = {
+        p.name for p in ours if p.default is inspect.Parameter.empty and p.kind.name.startswith("POSITIONAL")
+    }
     assert required <= upstream_required | {"key", "value"}, (version, name, required - upstream_required)
 
 
-@pytest.mark.parametrize(("version", "module", "functions"), [
-    (v, m, f) for v in VERSIONS for m, f in DATA[v]["utils"].items()
-])
+@pytest.mark.parametrize(
+    ("version", "module", "functions"), [(v, m, f) for v in VERSIONS for m, f in DATA[v]["utils"].items()]
+)
 def test_utils_getters_have_upstreams_functions_and_order(version: str, module: str, functions: Any) -> None:
     ours_module = {"getters": getters, "prov_getters": prov_getters}[module]
     for name, params in functions.items():
@@ -96,7 +105,7 @@ def test_upstream_classes_members_and_constructors(version: str, name: str, info
     if info["init"] is not None and name not in ("Context",):
         upstream = [p["name"] for p in info["init"] if p["kind"] == "positional"]
         assert _named(ours.__init__)[1 : len(upstream) + 1] == upstream, (version, name)
-    for method, params in info["methods"].items():
+    for method in info["methods"]:
         if method in ("root_dir", "log_dir", "name", "version", "log_freq"):
             continue  # properties
         assert hasattr(ours, method), (name, method)
@@ -116,10 +125,26 @@ def test_upstream_enum_values() -> None:
 def test_current_examples_names_exist() -> None:
     """Names used by the current upstream examples/docs beyond the two wheels."""
     for name in (
-        "log_carbon_metrics", "register_final_metric", "FoldOperation", "Contexts", "log_input", "log_output",
-        "create_context", "log_context", "ProvenanceTrackedModel", "WeightDistributionTrackedModel",
-        "getters", "list_activities", "list_entities", "get_parameter", "list_parameters", "list_metrics",
-        "list_metric_paths", "get_metric", "list_runs_in_proj", "list_provjson_in_proj",
+        "log_carbon_metrics",
+        "register_final_metric",
+        "FoldOperation",
+        "Contexts",
+        "log_input",
+        "log_output",
+        "create_context",
+        "log_context",
+        "ProvenanceTrackedModel",
+        "WeightDistributionTrackedModel",
+        "getters",
+        "list_activities",
+        "list_entities",
+        "get_parameter",
+        "list_parameters",
+        "list_metrics",
+        "list_metric_paths",
+        "get_metric",
+        "list_runs_in_proj",
+        "list_provjson_in_proj",
     ):
         assert hasattr(yprov4ml, name), name
 
@@ -135,8 +160,16 @@ def test_start_run_signature_is_upstreams_then_keyword_only() -> None:
     params = inspect.signature(yprov4ml.start_run).parameters
     positional = [n for n, p in params.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
     assert positional == [
-        "experiment_name", "prov_user_namespace", "provenance_save_dir", "collect_all_processes",
-        "save_after_n_logs", "rank", "metrics_file_type", "csv_separator", "use_compressor", "use_run_id",
+        "experiment_name",
+        "prov_user_namespace",
+        "provenance_save_dir",
+        "collect_all_processes",
+        "save_after_n_logs",
+        "rank",
+        "metrics_file_type",
+        "csv_separator",
+        "use_compressor",
+        "use_run_id",
     ]
     for ours in ("run_id", "comm", "buffer_size", "finalize_timeout_s", "disable_codecarbon"):
         assert params[ours].kind is inspect.Parameter.KEYWORD_ONLY, ours
@@ -150,5 +183,3 @@ def test_getter_import_is_light() -> None:
     code = "import sys; from yprov4ml_hpc.utils import getters, prov_getters; print('pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-
-

@@ -55,7 +55,9 @@ for epoch in range(2):
         yprov4ml.log_metric("MSE_train", loss.item(), context=yprov4ml.Contexts.TRAINING, step=epoch)
         yprov4ml.log_metric("MSE_train", loss.item(), "Training", step=epoch)
         yprov4ml.log_metric("MSE_train_sum", loss.item(), "TRAINING", step=epoch)
-    yprov4ml.save_model_version(mnist_model, "mnist_model_version", yprov4ml.Contexts.MODELS, epoch)  # 1.x order
+    yprov4ml.save_model_version(
+        mnist_model, "mnist_model_version", yprov4ml.Contexts.MODELS, epoch
+    )  # 1.x order
 
 with open("predictions.txt", "w") as handle:
     handle.write("0 1 2\n")

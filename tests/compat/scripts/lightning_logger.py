@@ -42,7 +42,9 @@ class MNISTModel(LightningModule):
         yprov4ml.save_model_version(
             f"model_version_{self.current_epoch}", self, yprov4ml.Contexts.TRAINING, step=self.current_epoch
         )
-        yprov4ml.log_current_execution_time("train_epoch_time", yprov4ml.Contexts.TRAINING, self.current_epoch)
+        yprov4ml.log_current_execution_time(
+            "train_epoch_time", yprov4ml.Contexts.TRAINING, self.current_epoch
+        )
 
     def configure_optimizers(self):
         optim = torch.optim.Adam(self.parameters(), lr=0.0002)
@@ -57,8 +59,14 @@ val_loader = DataLoader(data, batch_size=32)
 yprov4ml.log_dataset("train_dataset", train_loader)
 yprov4ml.log_dataset("val_dataset", val_loader)
 trainer = L.Trainer(
-    accelerator="cpu", devices=1, max_epochs=2, logger=[ProvMLLogger()], enable_checkpointing=False,
-    enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
+    accelerator="cpu",
+    devices=1,
+    max_epochs=2,
+    logger=[ProvMLLogger()],
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+    log_every_n_steps=1,
 )
 trainer.fit(MNISTModel(), train_loader, val_dataloaders=val_loader)
 yprov4ml.log_model("model_version_final", trainer.lightning_module)

@@ -19,7 +19,15 @@ torch.manual_seed(0)
 
 # 2.0.x order: ..., rank, disable_codecarbon, metrics_file_type, csv_separator, use_compressor
 yprov4ml.start_run(
-    "mnist_v2", "www.example.org", "prov", False, 100, None, True, yprov4ml.MetricsType.CSV, ",",
+    "mnist_v2",
+    "www.example.org",
+    "prov",
+    False,
+    100,
+    None,
+    True,
+    yprov4ml.MetricsType.CSV,
+    ",",
     yprov4ml.CompressorType.NONE,
 )
 yprov4ml.log_source_code(os.path.dirname(os.path.abspath(__file__)))
@@ -56,7 +64,9 @@ for epoch in range(EPOCHS):
         loss = F.mse_loss(model(x), F.one_hot(y, 10).float())
         loss.backward()
         optim.step()
-        yprov4ml.log_metric("MSE_train", loss.item(), yprov4ml.Context.TRAINING, epoch, yprov4ml.LoggingItemKind.METRIC)
+        yprov4ml.log_metric(
+            "MSE_train", loss.item(), yprov4ml.Context.TRAINING, epoch, yprov4ml.LoggingItemKind.METRIC
+        )
     yprov4ml.log_flops_per_batch("flops_pb", model, (x, y), yprov4ml.Context.TRAINING, epoch)
     yprov4ml.log_flops_per_epoch("flops_pe", model, train_ds, yprov4ml.Context.TRAINING, epoch)
     yprov4ml.log_system_metrics(yprov4ml.Context.TRAINING, epoch)

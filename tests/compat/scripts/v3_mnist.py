@@ -27,7 +27,9 @@ model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 32), nn.ReLU(), nn.Linear
 model = yprov4ml.WeightDistributionTrackedModel("mnist_model", model, "Training", 64)
 traced = yprov4ml.ProvenanceTrackedModel("activations", model, "Training", 64)
 yprov4ml.log_model("mnist_model", model, context="Training")
-yprov4ml.log_param("dataset transformation", {"normalize": True, "mean": [0.5]}, "Training", "torchvision", True)
+yprov4ml.log_param(
+    "dataset transformation", {"normalize": True, "mean": [0.5]}, "Training", "torchvision", True
+)
 
 data = TensorDataset(torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,)))
 train_loader = DataLoader(data, batch_size=16, shuffle=True)
@@ -50,15 +52,17 @@ for epoch in range(EPOCHS):
     yprov4ml.log_system_metrics("Training", epoch)
     yprov4ml.log_flops_per_batch("flops", model, (x, y), "Training", epoch)
     # 3.2.x order: model_name, model, context, source, step, incremental, is_input, copy, other_attrs
-    yprov4ml.save_model_version("mnist_model_version", model, "Training", "torch", epoch, True, False, True, {"e": epoch})
+    yprov4ml.save_model_version(
+        "mnist_model_version", model, "Training", "torch", epoch, True, False, True, {"e": epoch}
+    )
     yprov4ml.log_current_execution_time("train_epoch_time", "Training", epoch)
 
 torch.save(model.state_dict(), "weights.pt")
 # 3.2.x order: name, path, context, source, step, copy, copy_subdirectory, is_model, is_input, other_attrs
-yprov4ml.log_artifact("weights", "weights.pt", "Training", "torch", EPOCHS, True, "final", True, False, {"k": 1})
-yprov4ml.log_model(
-    "mnist_model_final", model, "Training", "torch", True, True, True, False, {"final": True}
+yprov4ml.log_artifact(
+    "weights", "weights.pt", "Training", "torch", EPOCHS, True, "final", True, False, {"k": 1}
 )
+yprov4ml.log_model("mnist_model_final", model, "Training", "torch", True, True, True, False, {"final": True})
 print("artifacts dir:", yprov4ml.get_artifacts_dir())
 print("run dir:", yprov4ml.get_run_dir())
 run_dir = yprov4ml.get_run_dir()
