@@ -474,6 +474,14 @@ def log_artifact(
     ):
         check_type("log_artifact", name, flag, (bool,), "yProv4ML 2.0.x and 3.2.x")
     check_type("log_artifact", "step", step, (int,), "yProv4ML 2.0.x and 3.2.x")
+    if (
+        isinstance(artifact_path, str)
+        and context is None
+        and not os.path.exists(artifact_path)
+        and os.path.exists(os.fspath(artifact_name))
+    ):
+        # prov4ml 1.x: log_artifact(path, context) with the context given as a string
+        artifact_path, context = None, artifact_path
     return _require("log_artifact").log_artifact(
         artifact_name,
         artifact_path,

@@ -59,8 +59,10 @@ def test_log_artifact_orders(tmp_path: Path) -> None:
     prov4ml.log_artifact(
         "v3", str(tmp_path / "a.bin"), "Training", "src", 6, True, "sub", False, True, {"a": 1}
     )
-    # 1.x: path, context
+    # 1.x: path, context (an enum member, or a string)
     prov4ml.log_artifact(str(tmp_path / "a.bin"), prov4ml.Context.VALIDATION)
+    (tmp_path / "b.txt").write_text("b")
+    prov4ml.log_artifact(str(tmp_path / "b.txt"), "Testing")
     arts = _artifacts(prov4ml.end_run())
     v2, v3, v1 = arts["v2"], arts["v3"], arts["a.bin"]
     assert (v2["step"], v2["copied"], v2["kind"], v2["role"], v2["context"]) == (
@@ -78,7 +80,7 @@ def test_log_artifact_orders(tmp_path: Path) -> None:
         "src",
     )
     assert v3["path"] == "artifacts/rank_000000/sub/v3.bin" and v3["attributes"] == {"a": 1}
-    assert v1["context"] == "validation"
+    assert v1["context"] == "validation" and arts["b.txt"]["context"] == "testing"
 
 
 def test_model_and_dataset_orders(tmp_path: Path) -> None:
