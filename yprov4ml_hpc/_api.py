@@ -347,7 +347,9 @@ def end_run(
         ro_crate=bool(crate_ro_crate),
         card=bool(create_card),
     )
-    return run_dir
+    from ._compat._result import RunDirectory
+
+    return RunDirectory(run_dir)  # a Path that also unpacks as 2.0.x's (prov, dot, svg, crate)
 
 
 def active_run() -> Run | None:

@@ -146,3 +146,13 @@ def test_ranks_with_different_experiment_names_warn_and_report(tmp_path: Path) -
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [r["rank"] for r in summary["ranks"] if r["status"] == "finished"] == [0, 1]
     assert any("exp_rank1" in p["reason"] for p in summary["problems"]), summary["problems"]
+
+
+def test_end_run_result_is_the_run_dir_and_unpacks_like_2x(tmp_path: Path) -> None:
+    _start(tmp_path)
+    result = prov4ml.end_run()
+    assert isinstance(result, Path) and (result / "summary.json").is_file()
+    document, dot, svg, crate = result  # yProv4ML 2.0.x: (prov_json, dot, svg, crate)
+    assert document.name == f"prov_values_{result.name.split('_')[-1]}.json" and document.is_file()
+    assert (dot.name, svg.name, crate.name) == ("graph.dot", "graph.svg", "ro-crate-metadata.json")
+    assert type(result / "x") is type(Path())  # derived paths are plain paths
