@@ -244,3 +244,60 @@ def test_itwinai_logger(tmp_path: Path, ranks: int) -> None:
         assert run.params(rank)["lr"] == 0.01
         assert _artifact(run, "train_loader", rank)["kind"] == "dataset"
         assert _artifact(run, "models/best_model.pt", rank)["kind"] == "model"
+
+
+def test_every_getter_positionally(v3_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each upstream getter, every positional parameter filled, on a real run."""
+    pytest.importorskip("pandas")
+    from yprov4ml_hpc.utils import getters, prov_getters
+
+    monkeypatch.chdir(v3_run.parent.parent)
+    doc = str(sorted(v3_run.glob("prov_*.json"))[0])
+    raw = getters.list_parameters(doc, "weights", False)
+    assert raw["yprov4ml:role"] == "output"
+    assert getters.get_parameter(doc, "weights", "role", False) == "output"
+    assert getters.list_parameters(doc)["yprov4ml:experiment"] == "mnist_v3"
+    assert len(getters.list_metrics(doc, "Training", None)) > 0
+    paths = getters.list_metric_paths(doc, "Validation", None, "csv")
+    assert paths and all(p.endswith(".csv") for p in paths.values())
+    assert getters.get_metric(doc, "MSE", "Validation", None)["context"].unique().tolist() == ["validation"]
+    assert getters.get_metric(doc, "no-such-metric", None, None) is None
+    with open(doc) as handle:
+        data = json.load(handle)
+    ids = prov_getters.get_metrics(data, "MSE")
+    assert ids and all("yprov4ml:rank" not in data["entity"][i] for i in ids)
+    frame = prov_getters.get_metric(data, ids[0], True, True, "epoch", 0, 4)
+    assert list(frame.columns) == ["epoch", "value", "time"] and len(frame) == 4
+    assert frame["time"].iloc[0] == 0.0  # time_incremental
+    values = prov_getters.get_metric(data, "MSE_training")["value"]
+    assert prov_getters.get_avg_metric(data, "MSE_training") == pytest.approx(values.mean())
+    assert prov_getters.get_sum_metric(data, "MSE_training") == pytest.approx(values.sum())
+    assert prov_getters.get_metric_time(data, "MSE_training", True) >= 0
+    assert prov_getters.get_params(data, "dataset") == [
+        prov_getters.get_param(data, "dataset transformation")
+    ]
+    assert prov_getters.get_execution_command(data) is None  # the script did not log one
+    assert prov_getters.get_source_code(data) is not None
+    assert "train_dataset" in prov_getters.get_inputs(data)
+    assert "weights" in prov_getters.get_outputs(data)
+
+
+def test_loggers_constructed_positionally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    logger = prov4ml.ProvMLItwinAILogger(
+        "www.example.org", "itw", str(tmp_path / "prov"), 100, False, False, 2, -1
+    )
+    assert (logger.log_freq, logger.log_on_workers, logger.name) == (2, -1, "itw")
+    with logger.start_logging(0):
+        logger.log(1.0, "loss", "metric", 0, 0, "Training")
+        logger.log(2.0, "loss", "metric", 1, 1, "Training")  # batch 1, log_freq 2: skipped
+        logger.log(3.0, "loss", "metric", 2, 2, "Training")
+    run = prov4ml.load_run(only_run_dir(tmp_path / "prov"))
+    assert run.series("loss", "training", 0).value.tolist() == [1.0, 3.0]
+    pytest.importorskip("lightning")
+    from yprov4ml_hpc.integrations.lightning import ENV_RUN_ID, Yprov4mlLogger
+
+    monkeypatch.setenv(ENV_RUN_ID, "positional")  # restored afterwards: nothing leaks to later tests
+    lightning_logger = prov4ml.ProvMLLogger("lightning_logs", 3, "pre", 50)
+
+    assert isinstance(lightning_logger, Yprov4mlLogger) and lightning_logger.name == "lightning_logs"
