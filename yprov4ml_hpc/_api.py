@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import _constants as C
-from ._compat._layouts import Layout, check_type, is_int, upstream_layouts, user_stacklevel, warn_unknown
-from ._errors import ConfigError, RunStateError, Yprov4mlWarning
+from ._compat._layouts import Layout, check_type, is_int, upstream_layouts, warn_unknown
+from ._compat._start import check_start_types, launcher_rank, metrics_file_type_wants_csv, run_id_from
+from ._errors import ConfigError, RunStateError
 from ._run import Run
 
 __all__ = [
@@ -131,11 +131,11 @@ def start_run(
     """
     global _active
     warn_unknown("start_run", ignored, IGNORED_ARGUMENTS)
-    _check_start_types(collect_all_processes, save_after_n_logs, rank, csv_separator, disable_codecarbon)
-    csv_wanted = _metrics_file_type(metrics_file_type)
-    if rank is not None and comm is None and rank == _launcher_rank():
+    check_start_types(collect_all_processes, save_after_n_logs, rank, csv_separator, disable_codecarbon)
+    csv_wanted = metrics_file_type_wants_csv(metrics_file_type)
+    if rank is not None and comm is None and rank == launcher_rank():
         rank = None  # upstream scripts pass the launcher's own rank: keep MPI's collective path
-    run_id = _run_id_from(run_id, use_run_id)
+    run_id = run_id_from(run_id, use_run_id)
     for name, value in (
         ("save_after_n_logs", save_after_n_logs),
         ("collect_all_processes", collect_all_processes),
@@ -176,73 +176,6 @@ def start_run(
 
         reset_final_metrics()
         return _active
-
-
-def _check_start_types(
-    collect_all_processes: object,
-    save_after_n_logs: object,
-    rank: object,
-    csv_separator: object,
-    disable_codecarbon: object,
-) -> None:
-    both = "yProv4ML 2.0.x and 3.2.x"
-    check_type("start_run", "collect_all_processes", collect_all_processes, (bool,), both)
-    check_type("start_run", "save_after_n_logs", save_after_n_logs, (int,), both)
-    check_type("start_run", "rank", rank, (int,), both)
-    check_type("start_run", "csv_separator", csv_separator, (str,), both)
-    check_type("start_run", "disable_codecarbon", disable_codecarbon, (bool,), "yProv4ML 2.0.x")
-    if isinstance(csv_separator, str) and (len(csv_separator) != 1 or csv_separator in "\n\r\"."):
-        raise ConfigError(
-            f"csv_separator must be one character other than a newline or quote, got {csv_separator!r}"
-        )
-
-
-def _launcher_rank() -> int | None:
-    """The rank a launcher (mpiexec, srun, torchrun) gave this process, if any."""
-    from ._launcher import _first_int
-
-    for names in (C.MPI_RANK_VARS, (C.SLURM_RANK_VAR,), (C.TORCH_RANK_VAR,)):
-        found = _first_int(os.environ, names)
-        if found is not None:
-            return found
-    return None
-
-
-def _metrics_file_type(value: object) -> bool:
-    """True when upstream's CSV files are wanted; other formats warn once and are not written."""
-    if value is None:
-        return False
-    text = getattr(value, "value", value)
-    if not isinstance(text, str):
-        raise TypeError(
-            f"start_run(metrics_file_type=...) must be 'csv', 'zarr', 'netcdf' or a MetricsType as in "
-            f"yProv4ML 2.0.x and 3.2.x, got {type(value).__name__} {value!r}"
-        )
-    kind = text.lower().lstrip(".")
-    if kind == "csv":
-        return True
-    if kind in ("zarr", "netcdf", "nc"):
-        warnings.warn(
-            f"metrics_file_type={text!r}: series are stored in HDF5 (ranks/*.h5) only; zarr and "
-            "netCDF copies are not written (use metrics_file_type='csv' for CSV copies)",
-            Yprov4mlWarning,
-            stacklevel=user_stacklevel(),
-        )
-        return False
-    raise ConfigError(f"metrics_file_type must be 'csv', 'zarr' or 'netcdf', got {value!r}")
-
-
-def _run_id_from(run_id: str | None, use_run_id: object) -> str | None:
-    if use_run_id is None:
-        return run_id
-    if run_id is not None:
-        raise ConfigError(f"pass run_id={run_id!r} or use_run_id={use_run_id!r}, not both")
-    if isinstance(use_run_id, bool) or not isinstance(use_run_id, (int, str)):
-        raise TypeError(
-            f"start_run(use_run_id=...) must be an int as in yProv4ML 3.2.x (or a str), got "
-            f"{type(use_run_id).__name__} {use_run_id!r}"
-        )
-    return str(use_run_id)
 
 
 def _interval_from(value: float | None) -> float:
