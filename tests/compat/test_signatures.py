@@ -71,7 +71,11 @@ def test_positional_order_is_upstreams(version: str, name: str, params: Any) -> 
     upstream = [p["name"] for p in params if p["kind"] == "positional"]
     ours = _named(_ours(name))
     if version.startswith("2.") and name in REBOUND_2X:
-        pytest.skip("2.0.x order differs from 3.2.x here: recognised by type (test_positional_layouts)")
+        # 2.0.x's order differs from 3.2.x's here: the function re-binds it by type (its
+        # effect is checked in test_positional_layouts.py and by the 2.0.x-style script).
+        assert hasattr(_ours(name), "__wrapped__") or name == "log_source_code", name
+        assert ours[: len(upstream)] != upstream, f"{name}: same order, remove it from REBOUND_2X"
+        return
     assert ours[: len(upstream)] == upstream, (version, name, ours, upstream)
 
 
