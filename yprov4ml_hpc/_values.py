@@ -12,6 +12,7 @@ import numpy as np
 __all__ = ["coerce_metric_value", "coerce_step", "coerce_timestamp_ns", "param_record_value"]
 
 _INT64_MAX = 2**63 - 1
+_FAST_REALS = (float, int, np.floating, np.integer)  # no complex type is among them
 
 
 def coerce_metric_value(key: str, value: object) -> float:
@@ -21,16 +22,16 @@ def coerce_metric_value(key: str, value: object) -> float:
             f"metric {key!r}: value must be a real number, got {type(value).__name__} {value!r}; "
             "convert it with float() if it is numeric"
         )
+    if isinstance(value, _FAST_REALS):  # the common non-float values, without an ABC check
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
     if isinstance(value, (complex, np.complexfloating)):
         raise TypeError(
             f"metric {key!r}: value must be a real number, got {type(value).__name__} {value!r}; "
             "log its .real, .imag or abs() as separate metrics"
         )
-    if value.__class__ is int:
-        try:
-            return float(value)
-        except OverflowError:
-            return math.inf if value > 0 else -math.inf
     if isinstance(value, numbers.Real):
         try:
             return float(value)
