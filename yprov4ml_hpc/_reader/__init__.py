@@ -131,6 +131,14 @@ class RunData:
         first = self.metas[min(self.metas)].attrs if self.metas else None
         self.run_id: str = (first.run_id if first else None) or run_dir.name
         self.experiment: str = (first.experiment if first else None) or ""
+        for m in self.metas.values():  # ranks of one job that named the experiment differently
+            other = m.attrs.experiment or self.experiment
+            if other != self.experiment:
+                name = m.path.name if m.path else C.RANK_FILE_TEMPLATE.format(rank=m.rank)
+                self.problems.append(
+                    (name, f"experiment name {other!r} differs from {self.experiment!r}")
+                )
+        self.problems.sort()
         self.world_size: int = world_size_of({r: m.attrs for r, m in self.metas.items()}, self.damaged)
         self.ranks: list[RankInfo] = [_rank_info(m) for m in self.metas.values()]
         self._index = {
