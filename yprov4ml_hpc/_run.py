@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -22,7 +23,15 @@ from . import _constants as C
 from ._buffer import MetricBuffer
 from ._context import Context, context_name
 from ._describe import dataset_info, library_versions, model_info
-from ._errors import ArtifactNotFoundError, ConfigError, ConfigTypeError, RunStateError, StorageError
+from ._errors import (
+    ArtifactNotFoundError,
+    ConfigError,
+    ConfigTypeError,
+    RunStateError,
+    StorageError,
+    Yprov4mlError,
+    Yprov4mlWarning,
+)
 from ._launcher import LaunchInfo, detect_launch
 from ._lifecycle import ProcessHooks
 from ._names import check_name
@@ -94,6 +103,9 @@ class Run:
         self.flush_interval_s = float(flush_interval_s)
         self.finalize_timeout_s = float(finalize_timeout_s)
         self.prov_detail = prov_detail
+        # yProv4ML's start_run(metrics_file_type="csv"): CSV series written with the document.
+        self.csv_metrics = False
+        self.csv_separator = ","
         self._ring_budget = int(max_buffer_mb * (1 << 20))
         self.launch: LaunchInfo = detect_launch(rank, comm)
         self.run_id, self.run_dir = create_run_dir(
@@ -247,9 +259,9 @@ class Run:
         if head - buf.tail >= buf.capacity:
             self._flush_series(buf)
         i = head % buf.capacity
-        try:
+        if value.__class__ is float:
             buf.value_view[i] = value
-        except (TypeError, ValueError, OverflowError):
+        else:  # ints, NumPy scalars, tensors; a complex (even NumPy's) is refused there
             buf.value_view[i] = coerce_metric_value(key, value)
         if step is None:
             step = buf.next_step
@@ -258,8 +270,9 @@ class Run:
         except (TypeError, ValueError, OverflowError):
             step = coerce_step(key, step)
             buf.step_view[i] = step
-        buf.next_step = step + 1
+        # The time before the step counter: a refused timestamp must not advance the auto step.
         buf.time_view[i] = _time_ns() if timestamp is None else coerce_timestamp_ns(key, timestamp)
+        buf.next_step = step + 1
         buf.head = head + 1  # the steps of _append_point, inlined: keep the two equal
 
     def log_metrics(
@@ -291,9 +304,9 @@ class Run:
         if head - buf.tail >= buf.capacity:
             self._flush_series(buf)
         i = head % buf.capacity
-        try:
+        if value.__class__ is float:
             buf.value_view[i] = value
-        except (TypeError, ValueError, OverflowError):
+        else:  # as in log_metric: a NumPy complex would be cast silently by the ring
             buf.value_view[i] = coerce_metric_value(buf.name, value)
         if step is None:
             step = buf.next_step
@@ -401,17 +414,29 @@ class Run:
             self._finish_flush(started)
 
     # --- params, artifacts, models, datasets ------------------------------------------------------
-    def log_param(self, key: str, value: object, context: object = None) -> None:
+    def log_param(
+        self,
+        key: str,
+        value: object,
+        context: object = None,
+        *,
+        source: str | None = None,
+        is_input: bool = False,
+    ) -> None:
         """Record a parameter; the value keeps its type (int, float, bool, str, None, list, dict)."""
         name = check_name("param name", key)
         stored, type_name = param_record_value(value)
-        record = {
+        record: dict[str, object] = {
             "name": name,
             "value": stored,
             "type": type_name,
             "context": context_name(context),
             "time_ns": _time_ns(),
         }
+        if source is not None:
+            record["source"] = str(getattr(source, "value", source))
+        if is_input:
+            record["role"] = "input"
         try:
             json.dumps(record, allow_nan=True)
         except (TypeError, ValueError) as exc:
@@ -435,8 +460,15 @@ class Run:
         is_model: bool = False,
         is_input: bool = False,
         kind: str = "artifact",
+        *,
+        subdirectory: str | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> dict[str, object]:
-        """Record a file or folder; by default a copy is kept under ``artifacts/rank_NNNNNN/``."""
+        """Record a file or folder; by default a copy is kept under ``artifacts/rank_NNNNNN/``.
+
+        The copy keeps the file's extension when ``artifact_name`` has none (``"weights"``
+        for ``model.pt`` is stored as ``weights.pt``), under ``subdirectory`` if given.
+        """
         if isinstance(artifact_path, Context) or artifact_path is None:
             # yProv4ML 2.x: log_artifact(path, context, ...): the name is the file name.
             context = artifact_path if artifact_path is not None else context
@@ -451,7 +483,12 @@ class Run:
         from ._artifacts import copy_artifact, file_digest  # shutil/hashlib: only when used
 
         if log_copy_in_prov_directory:
-            stored = copy_artifact(source, self.artifacts_dir, name)
+            copy_name = name
+            if source.is_file() and source.suffix and not Path(name).suffix:
+                copy_name = name + source.suffix
+            if subdirectory:
+                copy_name = f"{subdirectory}/{copy_name}"
+            stored = copy_artifact(source, self.artifacts_dir, copy_name)
             location = stored.relative_to(self.run_dir).as_posix()
         else:
             stored, location = source, str(source.resolve())
@@ -468,6 +505,7 @@ class Run:
             "context": context_name(context),
             "step": step,
             "time_ns": _time_ns(),
+            **(extra or {}),
         }
         self._record(C.ARTIFACTS_DATASET, record)
         return record
@@ -524,8 +562,10 @@ class Run:
         self._record(C.ARTIFACTS_DATASET, record)
         return record
 
-    def log_dataset(self, label: str, dataset: object, context: object = None) -> dict[str, object]:
-        """Record a dataset or data loader: its type, length and loader settings where present."""
+    def log_dataset(
+        self, label: str, dataset: object, context: object = None, *, info: bool = True
+    ) -> dict[str, object]:
+        """Record a dataset or data loader: its type, and (``info``) length and loader settings."""
         name = check_name("dataset label", label)
         record: dict[str, object] = {
             "name": name,
@@ -538,7 +578,8 @@ class Run:
             "time_ns": _time_ns(),
             "type": type(dataset).__name__,
         }
-        record.update(dataset_info(dataset))
+        if info:
+            record.update(dataset_info(dataset))
         self._record(C.ARTIFACTS_DATASET, record)
         return record
 
@@ -581,6 +622,8 @@ class Run:
         finalize: bool | None = None,
         create_graph: bool = False,
         create_svg: bool = False,
+        crate_ro_crate: bool = False,
+        create_card: bool = False,
         finalize_timeout_s: float | None = None,
         prov_detail: str | None = None,
     ) -> Path:
@@ -591,8 +634,9 @@ class Run:
         summary.json; a finished run finalizes collectively on every rank, a failed or
         interrupted one on a single-rank job or on rank 0 (which waits at most
         ``finalize_timeout_s`` for the others; they, having failed, do not wait for it).
-        The options are ``end_run``'s.  Ending an ended run does nothing.  Returns the run
-        directory.
+        The options are ``end_run``'s; with the document, rank 0 also writes what
+        yProv4ML's options promise (CSV series if start_run asked for them, ``card.json``,
+        an RO-Crate).  Ending an ended run does nothing.  Returns the run directory.
         """
         check_end_options(finalize_timeout_s=finalize_timeout_s, prov_detail=prov_detail)
         if status not in _END_STATUSES:
@@ -602,6 +646,13 @@ class Run:
             return self.run_dir
         if prov_detail is not None:
             self.prov_detail = prov_detail  # close() writes it into the rank file
+        from ._compat._enums import FoldOperation
+        from ._compat._state import record_final_metrics
+
+        try:
+            record_final_metrics(self, FoldOperation.name_of)  # params, so before the file closes
+        except Yprov4mlError as exc:  # a final value that cannot be a param must not lose the run
+            warnings.warn(f"register_final_metric: {exc}", Yprov4mlWarning, stacklevel=2)
         try:
             self.close(status, reason)
         finally:
@@ -615,6 +666,15 @@ class Run:
                 prov_detail=prov_detail,
                 create_graph=create_graph,
                 create_svg=create_svg,
+            )
+            from ._compat._outputs import write_end_outputs
+
+            write_end_outputs(
+                self,
+                csv=self.csv_metrics,
+                csv_separator=self.csv_separator,
+                ro_crate=crate_ro_crate,
+                card=create_card,
             )
         return self.run_dir
 
@@ -644,6 +704,7 @@ class Run:
         if self._ended:
             return
         self._ended = True
+        self._buffers = {}  # a later log_metric takes the slow path, which raises RunStateError
         self.status = status
         self._stop_timer.set()
         if self._timer is not None and self._timer is not threading.current_thread():

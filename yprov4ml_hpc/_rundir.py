@@ -11,17 +11,19 @@ import datetime as _dt
 import os
 import re
 import secrets
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 from ._constants import ARTIFACTS_DIRNAME, RANKS_DIRNAME
-from ._errors import ConfigError, StorageError
+from ._errors import ConfigError, StorageError, Yprov4mlWarning
 from ._launcher import LaunchInfo
 
-__all__ = ["check_label", "create_run_dir", "fresh_run_id", "run_dir_name"]
+__all__ = ["check_label", "create_run_dir", "fresh_run_id", "next_counter", "run_dir_name"]
 
 _SAFE_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _FRESH_ATTEMPTS = 20
+_COUNTER_ATTEMPTS = 1000  # processes racing for <experiment>_<N> in one save directory
 
 # How many runs this process has started with a launcher-derived id: a script that runs two
 # experiments in one job step must not put the second into the first one's directory.
@@ -69,17 +71,44 @@ def _mkdir_new(path: Path) -> None:
     (path / ARTIFACTS_DIRNAME).mkdir()
 
 
-def _candidate_ids(job_id: str | None) -> Iterator[str]:
-    """The launcher's job id first (``4242.0``, ``4242.0-2``, ...), then time-stamped ids."""
+def next_counter(save_dir: Path, experiment: str) -> int:
+    """yProv4ML's run number: one more than the highest ``<experiment>_<N>`` in ``save_dir``."""
+    prefix = f"{experiment}_"
+    highest = -1
+    try:
+        names = os.listdir(save_dir)
+    except OSError:
+        return 0
+    for name in names:
+        tail = name[len(prefix) :] if name.startswith(prefix) else ""
+        if tail.isascii() and tail.isdigit():
+            highest = max(highest, int(tail))
+    return highest + 1
+
+
+def _counter_ids(save_dir: Path, experiment: str) -> Iterator[str]:
+    """``0``, ``1``, ...: rescanned after each lost race, so N only ever counts up."""
+    for _ in range(_COUNTER_ATTEMPTS):
+        yield str(next_counter(save_dir, experiment))
+
+
+def _candidate_ids(save_dir: Path, experiment: str, job_id: str | None) -> Iterator[str]:
+    """The launcher's job id (``4242.0``, ``4242.0-2``, ...), else upstream's counter N."""
     if job_id is not None and _SAFE_LABEL.match(job_id):
         yield job_id
         yield from (f"{job_id}-{n}" for n in range(2, _FRESH_ATTEMPTS + 1))
+    else:
+        yield from _counter_ids(save_dir, experiment)
     yield from (fresh_run_id() for _ in range(_FRESH_ATTEMPTS))
 
 
 def _claim_fresh(save_dir: Path, experiment: str, job_id: str | None = None) -> tuple[str, Path]:
-    """Claim a new directory, named after the job id when there is one (easy to find)."""
-    for run_id in _candidate_ids(job_id):
+    """Claim a new directory: the job id when there is one, else ``<experiment>_<N>``.
+
+    ``os.mkdir`` is atomic: of two processes trying the same N one gets FileExistsError,
+    rescans and tries the next N, so no two processes ever share a directory.
+    """
+    for run_id in _candidate_ids(save_dir, experiment, job_id):
         path = save_dir / run_dir_name(experiment, run_id)
         try:
             _mkdir_new(path)
@@ -130,6 +159,14 @@ def create_run_dir(
         result = launch.comm.bcast(result, root=0)
         if isinstance(result, Exception):
             raise result
+        if result[1].name != run_dir_name(experiment, result[0]):
+            warnings.warn(
+                f"rank {launch.rank} started experiment {experiment!r} but rank 0 named the run "
+                f"{result[1].name!r}: this rank records into rank 0's directory, and the merged "
+                "summary lists the mismatch under 'problems'; pass the same experiment_name on every rank",
+                Yprov4mlWarning,
+                stacklevel=4,
+            )
         return result
     if launch.world_size == 1:
         return _root_choose(save_dir, experiment, run_id, launch.job_id)

@@ -27,23 +27,10 @@ import yprov4ml_hpc as prov4ml
 PROCESSES = 6
 
 
-def _start_at_barrier(barrier: Any, save_dir: str, run_id: str | None, collide: bool, out: Any) -> None:
+def _start_at_barrier(barrier: Any, save_dir: str, run_id: str | None, out: Any) -> None:
     """Child: wait for the others, start a run, log a point, end it; report what happened."""
     warnings.simplefilter("ignore")
     os.environ["YPROV4ML_HPC_CARBON"] = "0"
-    if collide:
-        from yprov4ml_hpc import _rundir
-
-        original = _rundir.fresh_run_id
-        first = [True]
-
-        def fresh_run_id() -> str:  # every process tries the same name first
-            if first[0]:
-                first[0] = False
-                return "20240101T000000-collide"
-            return original()
-
-        _rundir.fresh_run_id = fresh_run_id
     barrier.wait(timeout=60)
     try:
         prov4ml.start_run(
@@ -59,12 +46,12 @@ def _start_at_barrier(barrier: Any, save_dir: str, run_id: str | None, collide: 
     out.put({"pid": os.getpid(), "run_dir": str(run_dir)})
 
 
-def _race(save_dir: Path, run_id: str | None = None, collide: bool = False) -> list[dict[str, Any]]:
+def _race(save_dir: Path, run_id: str | None = None) -> list[dict[str, Any]]:
     # fork: the children start in milliseconds (spawn re-imports everything: ~1.5 s each on 2 cores).
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(PROCESSES)
     out = ctx.Queue()
-    procs = [ctx.Process(target=_start_at_barrier, args=(barrier, str(save_dir), run_id, collide, out))
+    procs = [ctx.Process(target=_start_at_barrier, args=(barrier, str(save_dir), run_id, out))
              for _ in range(PROCESSES)]
     for proc in procs:
         proc.start()
@@ -103,10 +90,11 @@ def test_simultaneous_fresh_runs_get_distinct_dirs(tmp_path: Path, round_: int) 
 
 
 def test_simultaneous_runs_colliding_on_the_same_fresh_id(tmp_path: Path) -> None:
-    """All six draw the same fresh id first: one gets it, the others draw again; none shared."""
-    results = _race(tmp_path, collide=True)
+    """All six try upstream's first name race_0 at once: each ends up with its own race_<N>."""
+    results = _race(tmp_path)
     assert all("run_dir" in r for r in results), results
-    assert sum(Path(r["run_dir"]).name.endswith("collide") for r in results) == 1
+    names = sorted(Path(r["run_dir"]).name for r in results)
+    assert names == sorted(f"race_{n}" for n in range(PROCESSES)), names
     _assert_private(results, tmp_path)
 
 

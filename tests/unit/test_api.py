@@ -131,16 +131,18 @@ def test_bad_step_and_context(tmp_path: Path) -> None:
 def test_calls_outside_a_run_raise_run_state_error(tmp_path: Path) -> None:
     with pytest.raises(RunStateError, match="start_run"):
         prov4ml.log_metric("a", 1.0)
-    with pytest.raises(RunStateError):
-        prov4ml.end_run()
+    assert prov4ml.end_run() is None  # yProv4ML: end_run() without a run does nothing
     run = _start(tmp_path)
     with pytest.raises(RunStateError, match="already active"):
         _start(tmp_path)
+    run.log_metric("a", 1.0)
     prov4ml.end_run()
     with pytest.raises(RunStateError):
         prov4ml.log_param("a", 1)
     with pytest.raises(RunStateError, match="after the run ended"):
         run.log_metric("new-series", 1.0)
+    with pytest.raises(RunStateError, match="after the run ended"):
+        run.log_metric("a", 2.0)  # a series the run already had: refused too, not dropped
 
 
 def test_params_keep_their_types(tmp_path: Path) -> None:

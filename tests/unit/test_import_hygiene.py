@@ -6,7 +6,20 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("mpi4py", "mpi4py.MPI", "pynvml", "codecarbon", "matplotlib", "prov", "networkx", "torch")
+HEAVY = (
+    "mpi4py",
+    "mpi4py.MPI",
+    "pynvml",
+    "codecarbon",
+    "matplotlib",
+    "prov",
+    "networkx",
+    "torch",
+    "pandas",
+    "rocrate",
+    "lightning",
+    "itwinai",
+)
 
 
 def test_import_loads_no_heavy_optional_module() -> None:

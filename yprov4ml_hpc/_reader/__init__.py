@@ -37,6 +37,7 @@ import functools
 import multiprocessing
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -132,6 +133,17 @@ class RunData:
         first = self.metas[min(self.metas)].attrs if self.metas else None
         self.run_id: str = (first.run_id if first else None) or run_dir.name
         self.experiment: str = (first.experiment if first else None) or ""
+        # Ranks of one job that named the experiment differently: the odd ones out are those
+        # that differ from the name most ranks agree on (a crafted rank 0 must not blame the rest).
+        names = Counter(m.attrs.experiment or "" for m in self.metas.values())
+        usual = names.most_common(1)[0][0] if names else ""
+        for m in self.metas.values():
+            other = m.attrs.experiment or ""
+            if other != usual:
+                name = m.path.name if m.path else C.RANK_FILE_TEMPLATE.format(rank=m.rank)
+                why = f"experiment name {other!r} differs from the other ranks' {usual!r}"
+                self.problems.append((name, why))
+        self.problems.sort()
         self.world_size: int = world_size_of({r: m.attrs for r, m in self.metas.items()}, self.damaged)
         self.ranks: list[RankInfo] = [_rank_info(m) for m in self.metas.values()]
 

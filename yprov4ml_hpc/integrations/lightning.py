@@ -33,7 +33,7 @@ from .._errors import MissingDependencyError, Yprov4mlWarning
 from .._run import Run
 from .._rundir import fresh_run_id
 
-__all__ = ["ENV_RUN_ID", "Yprov4mlLogger", "context_of"]
+__all__ = ["ENV_RUN_ID", "ProvMLLogger", "Yprov4mlLogger", "context_of"]
 
 #: Shared run id for the processes of Lightning's own launcher (they inherit the environment).
 ENV_RUN_ID = C.ENV_LIGHTNING_RUN_ID
@@ -256,3 +256,47 @@ class Yprov4mlLogger(_LoggerBase):
         )
         self._owns_run = True
         return self._run
+
+
+def _upstream_context(key: str) -> str:
+    """yProv4ML's ProvMLLogger rule: 'test'/'evaluation' -> testing, 'validation' -> validation."""
+    lowered = key.lower()
+    if "evaluation" in lowered or "test" in lowered:
+        return "testing"
+    if "validation" in lowered:
+        return "validation"
+    return context_of(key)
+
+
+class ProvMLLogger(Yprov4mlLogger):
+    """yProv4ML's Lightning logger, with its parameters and order.
+
+    ``ProvMLLogger(name="lightning_logs", version=None, prefix="", flush_logs_every_n_steps=100)``:
+    it records into the run the script started with ``start_run`` (and leaves it for the
+    script's ``end_run``); without one it starts a run named ``name``.  ``prefix`` is put
+    before every metric name, as Lightning's loggers do; ``flush_logs_every_n_steps`` is
+    accepted and ignored (rank files flush by size and timer).  Metric contexts follow
+    yProv4ML's rule (names with 'test'/'evaluation' -> testing, 'validation' -> validation),
+    then ours (``val_``/``train_`` prefixes).
+    """
+
+    def __init__(
+        self,
+        name: str | None = "lightning_logs",
+        version: int | str | None = None,
+        prefix: str = "",
+        flush_logs_every_n_steps: int = 100,
+    ) -> None:
+        super().__init__(name or "lightning_logs", end_on_finalize=True)
+        self._upstream_version = version
+        self._prefix = prefix or ""
+        self._flush_logs_every_n_steps = flush_logs_every_n_steps
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        run = self._live_run("log_metrics")
+        if run is None:
+            return
+        for key, value in metrics.items():
+            number = float(value.item() if hasattr(value, "item") else value)
+            name = f"{self._prefix}-{key}" if self._prefix else key
+            run.log_metric(name, number, context=self._fixed_context or _upstream_context(key), step=step)
