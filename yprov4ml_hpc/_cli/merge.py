@@ -1,7 +1,9 @@
 """``yprov4ml-hpc merge RUN_DIR [RUN_DIR ...] [-o OUT_DIR]``: the job's document from rank files.
 
 The same build as the collective finalize, so a run whose job was killed before end_run gets
-the same document it would have had.  Several run directories (chained or restarted jobs) are
+the same document it would have had.  Started by an MPI launcher (``mpiexec -n N``, ``srun``
+with PMI) the N processes share the reading of the rank files and rank 0 builds the same
+document a serial merge writes.  Several run directories (chained or restarted jobs) are
 merged into one document, linked in the order given.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from .. import _constants as C
 from .._progress import Progress
@@ -60,9 +63,45 @@ def setup_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _launched_comm() -> Any:
+    """MPI's world when an MPI launcher started several merge processes, else None: mpi4py
+    (which initialises MPI) is imported only then, so a login-node merge never touches MPI."""
+    if not any(os.environ.get(name) for name in C.MPI_RANK_VARS):
+        return None
+    from .._launcher import import_mpi
+
+    comm = import_mpi().COMM_WORLD
+    return comm if comm.Get_size() > 1 else None
+
+
+def _read_shared(run_dirs: list[str], comm: Any) -> list[dict[int, Any]] | None:
+    """Each process reads every size-th rank file; rank 0 gets them all (in the reader's
+    records, so the build is the serial one).  Returns None on the other processes."""
+    from .._reader import read_metas_share
+
+    index, count = comm.Get_rank(), comm.Get_size()
+    shares = [read_metas_share(run_dir, index, count) for run_dir in run_dirs]
+    gathered = comm.gather(shares, root=0)
+    if index != 0:
+        return None
+    return [
+        {rank: meta for share in gathered for rank, meta in share[i].items()} for i in range(len(run_dirs))
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     from .._merge import build  # networkx: only when the command runs
 
+    comm = _launched_comm()
+    read_metas = None
+    if comm is not None:
+        read_metas = _read_shared(args.run_dirs, comm)
+        if read_metas is None:
+            return 0  # this process's share went to rank 0, which builds, writes and reports
+    elif os.environ.get(C.SLURM_STEP_VAR) and os.environ.get(C.SLURM_RANK_VAR, "0") not in ("", "0"):
+        # srun without MPI: the tasks cannot share the work, so one merges and the rest stand by.
+        print(f"task {os.environ[C.SLURM_RANK_VAR]}: without MPI only task 0 merges", file=sys.stderr)
+        return 0
     with Progress(None, "reading rank files") as bar:
         result = build(
             args.run_dirs,
@@ -76,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             consolidate=args.consolidate,
             progress=bar,
             workers=args.jobs,
+            read_metas=read_metas,
         )
     by_run: dict[str, dict[str, list[int]]] = {}
     for entry in result.summary["ranks"]:

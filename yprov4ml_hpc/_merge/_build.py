@@ -150,12 +150,17 @@ def _collect(
     strict: bool,
     progress: Progress | None,
     workers: int,
+    read_metas: Sequence[Mapping[int, RankMeta | None]] | None = None,
 ) -> list[RunData]:
     if metas is not None and len(dirs) != 1:
         raise ConfigError("metas can be given for one run directory only")
+    if read_metas is not None and len(read_metas) != len(dirs):
+        raise ConfigError(
+            f"read_metas needs one mapping per run directory ({len(dirs)}), got {len(read_metas)}"
+        )
+    given = list(read_metas) if read_metas is not None else [metas, *([None] * (len(dirs) - 1))]
     runs = [
-        _read_run(d, metas if i == 0 else None, strict=strict, progress=progress, workers=workers)
-        for i, d in enumerate(dirs)
+        _read_run(d, given[i], strict=strict, progress=progress, workers=workers) for i, d in enumerate(dirs)
     ]
     seen: dict[tuple[str, str], Path] = {}
     for run in runs:
@@ -228,13 +233,16 @@ def build(
     started: float | None = None,
     progress: Progress | None = None,
     workers: int = 1,
+    read_metas: Sequence[Mapping[int, RankMeta | None]] | None = None,
 ) -> BuildResult:
     """Merge one run directory (or several, chained in order) into one document and summary.
 
     ``out_dir`` defaults to the run directory (required for several).  ``metas`` (rank -> merge
     meta) are what finalize gathered; ranks without one are read from disk.  ``started`` is the
     ``time.perf_counter()`` at which finalize began, so ``finalize_time_s`` includes the wait.
-    ``workers`` > 1 reads rank files in that many processes (the CLI's offline merges).
+    ``workers`` > 1 reads rank files in that many processes (the CLI's offline merges);
+    ``read_metas`` (one mapping per run directory) are metas other MPI processes already read
+    (``mpiexec ... merge``): the same reader, so the same document.
     """
     started = time.perf_counter() if started is None else started
     if generated_by not in ("finalize", "merge"):
@@ -245,7 +253,9 @@ def build(
     if out_dir is None and len(dirs) > 1:
         raise ConfigError("merging several run directories needs an output directory (-o OUT_DIR)")
     target = Path(out_dir) if out_dir is not None else dirs[0]
-    runs = _collect(dirs, metas=metas, strict=strict, progress=progress, workers=workers)
+    runs = _collect(
+        dirs, metas=metas, strict=strict, progress=progress, workers=workers, read_metas=read_metas
+    )
     graph, aggregates = _graph_and_aggregates(runs, prov_detail)
     output_folder(target)  # after reading: a mistyped run directory must not be created
     document = target / document_name(runs)

@@ -74,6 +74,7 @@ __all__ = [
     "rank_of_file_name",
     "read_rank_attrs",
     "read_rank_meta",
+    "read_metas_share",
     "read_run_header",
     "scan_rank_files",
 ]
@@ -323,6 +324,19 @@ def _read_many(paths: list[Path], stats: bool, workers: int) -> Iterator[tuple[R
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         yield from pool.map(_read_or_reason, jobs, chunksize=max(1, min(64, len(paths) // (4 * workers))))
+
+
+def read_metas_share(run_dir: str | os.PathLike[str], index: int, count: int) -> dict[int, RankMeta | None]:
+    """The metas (with series statistics) of every ``count``-th rank file from ``index`` on:
+    one process's share of a merge that ``count`` processes read together (``mpiexec ...
+    yprov4ml-hpc merge``).  A file that cannot be read maps to None; the process that builds
+    reads it again and reports it by the reader's rules, as a serial merge would."""
+    ranks_dir = Path(run_dir) / C.RANKS_DIRNAME
+    if not ranks_dir.is_dir():
+        return {}  # the building process raises load_run's error for it
+    files = scan_rank_files(ranks_dir)
+    mine = sorted(files.by_rank)[index::count]
+    return {rank: _read_or_reason((files.by_rank[rank], True))[0] for rank in mine}
 
 
 def load_run(
