@@ -74,7 +74,8 @@ def bench(world_size: int, reps: int, workdir: Path) -> dict[str, Any]:
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
-    lines = ["| rank files | variant | median (s) | per file, start subtracted (ms) |", "|---:|---|---:|---:|"]
+    lines = ["| rank files | variant | median (s) | per file, start subtracted (ms) |"]
+    lines.append("|---:|---|---:|---:|")
     for result in results:
         for row in result["rows"]:
             per_file = "" if row["per_file_ms"] is None else f"{row['per_file_ms']:.2f}"
