@@ -158,7 +158,7 @@ def _interval_from(value: float | None) -> float:
         ) from None
 
 
-def _end_active(run: Run, status: str, reason: str, finalize: bool = False) -> Path:
+def _end_active(run: Run, status: str, reason: str, finalize: bool = False, fold: bool = True) -> Path:
     """Close ``run`` and clear it as the active run (shared by end_run, signals, atexit).
 
     ``finalize=True`` (end_run, and a ``with start_run(...)`` block left without an exception)
@@ -168,7 +168,7 @@ def _end_active(run: Run, status: str, reason: str, finalize: bool = False) -> P
     global _active
     already_ended = run.ended  # e.g. end_run() inside a `with` block: finalize only once
     try:
-        run.close(status, reason)
+        run.close(status, reason, fold=fold)
     finally:
         if _active is run:
             _active = None

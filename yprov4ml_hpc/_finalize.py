@@ -77,7 +77,7 @@ def _own_meta(run: Run) -> dict[str, Any] | None:
     from ._merge import read_merge_meta
 
     try:
-        return read_merge_meta(run._store.path)
+        return read_merge_meta(run.rank_file)
     except Yprov4mlError:
         return None  # rank 0 reads the file itself and reports why it is damaged
 
@@ -197,12 +197,19 @@ def _mpi_other(run: Run, comm: Any, timeout: float) -> dict[str, Any] | None:
 
 # --- no MPI, several ranks --------------------------------------------------------------------
 def _file_status(path: Path) -> str | None:
-    import h5py
+    """Status of a rank: its .h5 once folded, else what its journal says so far."""
+    from ._journal import JournalError, read_journal
 
     try:
-        with h5py.File(path, "r", locking=False) as handle:
-            value = handle.attrs.get("status")
-    except (OSError, KeyError, RuntimeError):
+        if path.exists():
+            from ._reader import open_rank_file
+
+            with open_rank_file(path) as handle:
+                value = handle.attrs.get("status")
+        else:
+            journal = path.with_name(path.name[: -len(C.RANK_FILE_SUFFIX)] + C.JOURNAL_SUFFIX)
+            value = read_journal(journal).attrs.get("status")
+    except (OSError, KeyError, RuntimeError, JournalError):
         return None  # not there yet, or caught mid-write: look again later
     return value.decode() if isinstance(value, bytes) else (str(value) if value is not None else None)
 

@@ -1,8 +1,14 @@
 """Process hooks of an active run: SIGTERM, atexit and uncaught exceptions.
 
-SIGTERM is what Slurm sends before SIGKILL at the time limit: we flush everything, mark the
-rank file ``killed``, then let the previous handler or the default action proceed, so the
-process still dies as the launcher expects.  ``atexit`` closes a run that was never ended.
+SIGTERM is what Slurm sends before SIGKILL at the time limit: we hand every ring to the
+journal writer, append a ``killed`` status frame, then let the previous handler or the default
+action proceed, so the process still dies as the launcher expects (the journal is folded into
+HDF5 later, by the reader in memory or by ``merge``; folding here would keep a dying process
+alive longer).  A SIGTERM that arrives while the run is closing (end_run, atexit) waits for the
+close to finish, then ends the process.  ``atexit`` closes a run that was never ended.
+
+A forked child inherits these hooks: they do nothing there (the parent owns the run), and a
+SIGTERM in the child (``Pool.terminate``) takes its previous/default action at once.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class ProcessHooks:
 
     def __init__(self, run: Run, install_signal_handlers: bool) -> None:
         self._run = run
+        self._pid = os.getpid()
         self._previous: dict[int, Any] = {}
         self._warned: set[str] = set()
         self.uncaught: BaseException | None = None
@@ -47,6 +54,10 @@ class ProcessHooks:
         if key not in self._warned:
             self._warned.add(key)
             warnings.warn(message, Yprov4mlWarning, stacklevel=2)
+
+    def forget_in_child(self) -> None:
+        """In a forked child: the hooks must never act on the parent's run."""
+        self._pid = -1
 
     def uninstall(self) -> None:
         atexit.unregister(self._at_exit)
@@ -68,26 +79,47 @@ class ProcessHooks:
     def _at_exit(self) -> None:
         from ._api import _end_active
 
-        if self._run.ended:
+        if self._run.ended or os.getpid() != self._pid:
             return
         status = C.STATUS_FAILED if self.uncaught is not None else C.STATUS_FINISHED
         _end_active(self._run, status, "atexit (end_run was not called)")
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        store = self._run._store
-        if store.held_by_current_thread() or (self._run.ended and store.is_open):
-            # We interrupted our own write (or end_run's close) on this thread: let it finish,
-            # then terminate when the write lock is released.
-            store.deferred = lambda: self._terminate(signum, frame)
+        if os.getpid() != self._pid:  # a forked child: not our run; act as if we were not here
+            self._pass_on(signum, frame)
+            return
+        if self._run._closing:
+            # The run is closing (end_run, atexit, a user's signal handler) on this or another
+            # thread: the close finishes its writes, then calls pass_on_pending().
+            self._run.pending_signal = signum
             return
         self._terminate(signum, frame)
+
+    def pass_on_pending(self) -> None:
+        """After close: a SIGTERM that arrived during it now takes its previous/default action."""
+        signum = self._run.pending_signal
+        if signum is None:
+            return
+        self._run.pending_signal = None
+        if threading.current_thread() is threading.main_thread():
+            self._pass_on(signum, None)
+        else:  # only the main thread may change handlers: ours runs there again and passes it on
+            os.kill(os.getpid(), signum)
 
     def _terminate(self, signum: int, frame: FrameType | None) -> None:
         from ._api import _end_active
 
-        previous = self._previous.get(signum, signal.SIG_DFL)
         name = signal.Signals(signum).name
-        _end_active(self._run, C.STATUS_KILLED, f"signal {name}")  # also uninstalls our handler
+        # fold=False: the journal is complete and marked killed; folding is merge's job.
+        try:
+            _end_active(self._run, C.STATUS_KILLED, f"signal {name}", fold=False)  # uninstalls us
+        finally:  # even if some data could not be written: the process must still end
+            self._pass_on(signum, frame)
+
+    def _pass_on(self, signum: int, frame: FrameType | None) -> None:
+        previous = self._previous.get(signum, signal.SIG_DFL)
+        if previous == self._on_signal:
+            previous = signal.SIG_DFL
         if callable(previous):
             previous(signum, frame)
         elif previous == signal.SIG_DFL or previous is None:

@@ -25,9 +25,10 @@ if TYPE_CHECKING:  # numpy.typing costs ~20 ms to import; annotations only need 
 from . import _constants as C
 from ._errors import DamagedRunError, StorageError
 
-__all__ = ["RankInfo", "RunData", "Series", "load_run", "read_rank_meta"]
+__all__ = ["RankInfo", "RunData", "Series", "load_run", "open_rank_file", "rank_file_paths", "read_rank_meta"]
 
-_RANK_FILE = re.compile(r"^rank_(\d{6,})\.h5$")
+# A finished rank has rank_NNNNNN.h5; a running or crashed one its journal (see _journal.py).
+_RANK_FILE = re.compile(r"^rank_(\d{6,})\.(h5|journal)$")
 # A run directory may come from anyone: a claimed world size is bounded so that listing the
 # missing ranks of a crafted file stays cheap (4 Mi ranks is far beyond any MPI job today).
 MAX_WORLD_SIZE = 2**22
@@ -158,18 +159,67 @@ def _series_meta(group: h5py.Group) -> dict[str, Any]:
     return {"name": name, "context": context, "h5path": group.name, "count": int(min(lengths))}
 
 
+def rank_file_paths(names: list[str]) -> list[str]:
+    """The rank files among ``names`` (a folder listing), a journal only where its .h5 is absent.
+
+    The .h5 wins when both exist: it was complete before it was renamed into place, and the
+    journal it came from is about to be removed.
+    """
+    present = set(names)
+    kept = []
+    for name in names:
+        match = _RANK_FILE.match(name)
+        if match is None:
+            continue
+        if match.group(2) == "journal" and name[: -len(C.JOURNAL_SUFFIX)] + C.RANK_FILE_SUFFIX in present:
+            continue
+        kept.append(name)
+    return sorted(kept)
+
+
+def open_rank_file(path: Path) -> h5py.File:
+    """Open a rank file for reading: the .h5 itself, or a journal folded in memory.
+
+    A journal is folded by the same function that writes the .h5 at close, so a running or
+    crashed rank reads exactly as it will once finished.  If the journal vanished because its
+    rank just folded it, the new .h5 is read instead.
+    """
+    if path.name.endswith(C.JOURNAL_SUFFIX):
+        from ._fold import fold_to_memory, h5_path_for
+
+        try:
+            return fold_to_memory(path)
+        except FileNotFoundError:
+            path = h5_path_for(path)
+    return h5py.File(path, "r", locking=False)
+
+
 def read_rank_meta(path: Path) -> dict[str, Any]:
     """Everything about one rank file except metric values: attrs, records, series lengths.
 
     Raises DamagedRunError (naming the file and the reason) when it cannot be read.
     """
+    try:
+        return _read_rank_meta_once(path)
+    except DamagedRunError as exc:
+        # A journal that vanished between the folder scan and the read: its rank just folded
+        # it into the .h5 (renamed into place before the journal was removed).
+        if path.name.endswith(C.JOURNAL_SUFFIX) and isinstance(exc.__cause__, FileNotFoundError):
+            from ._fold import h5_path_for
+
+            if h5_path_for(path).exists():
+                return _read_rank_meta_once(h5_path_for(path))
+        raise
+
+
+def _read_rank_meta_once(path: Path) -> dict[str, Any]:
     match = _RANK_FILE.match(path.name)
     file_rank = int(match.group(1)) if match else None
     try:
         # Only a regular file (not followed if a symlink): opening a FIFO or device blocks.
         if not stat.S_ISREG(path.lstat().st_mode):
             raise DamagedRunError("not a regular file")
-        with h5py.File(path, "r", locking=False) as handle:
+        with open_rank_file(path) as handle:
             attrs = {key: _attr(value) for key, value in handle.attrs.items()}
             schema, version = attrs.get("schema"), attrs.get("schema_version")
             if schema != C.RANK_SCHEMA or type(version) is not int:
@@ -277,7 +327,7 @@ class RunData:
                 f"no series {metric!r} in context {ctx!r} on rank {rank}; see series_keys()"
             ) from None
         try:  # the file was checked by read_rank_meta, but it may have changed since
-            with h5py.File(path, "r", locking=False) as handle:
+            with open_rank_file(path) as handle:
                 group = handle[h5path]
                 return Series(
                     metric,
@@ -312,10 +362,10 @@ def load_run(run_dir: str | os.PathLike[str], strict: bool = False) -> RunData:
         )
     metas: dict[int, dict[str, Any]] = {}
     problems: list[tuple[str, str]] = []
-    for path in sorted(ranks_dir.iterdir()):
-        match = _RANK_FILE.match(path.name)
-        if not match:
-            continue
+    for name in rank_file_paths([entry.name for entry in ranks_dir.iterdir()]):
+        path = ranks_dir / name
+        match = _RANK_FILE.match(name)
+        assert match is not None  # rank_file_paths keeps only names that match
         try:
             meta = read_rank_meta(path)
         except DamagedRunError as exc:

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from .. import _constants as C
 from .._errors import DamagedRunError, StorageError
 from .._progress import Progress
+from .._reader import open_rank_file, rank_file_paths
 from .._report._format import DASH, fmt_seconds, fmt_time
 from .._report._summary import read_summary_file
 from ._text import print_table, warn
@@ -49,7 +49,7 @@ STALE_AFTER_S = 300.0  # a 'running' file not written for this long most likely 
 def _rank_attrs(path: Path) -> dict[str, Any] | None:
     """Root attributes only (no datasets): what ls needs, at one small read per file."""
     try:
-        with h5py.File(path, "r", locking=False) as handle:
+        with open_rank_file(path) as handle:
             attrs = dict(handle.attrs)
         mtime_ns = path.stat().st_mtime_ns
     except (OSError, RuntimeError, ValueError):
@@ -108,7 +108,9 @@ def _status_text(counts: dict[str, int]) -> str:
 
 def describe_run(run_dir: Path, bar: Progress | None = None) -> dict[str, Any]:
     """One row of the listing (a dict, also the --json record)."""
-    files = sorted((run_dir / C.RANKS_DIRNAME).glob("rank_*.h5"))
+    ranks_dir = run_dir / C.RANKS_DIRNAME
+    names = [p.name for p in ranks_dir.iterdir()] if ranks_dir.is_dir() else []
+    files = [ranks_dir / name for name in rank_file_paths(names)]
     summary_path = run_dir / C.SUMMARY_FILENAME
     row: dict[str, Any] = {"path": str(run_dir), "merged": summary_path.is_file(), "rank_files": len(files)}
     summary = None

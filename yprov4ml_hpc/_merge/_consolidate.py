@@ -22,6 +22,7 @@ from pathlib import Path
 import h5py
 
 from .. import _constants as C
+from .._reader import open_rank_file
 from .._rundir import run_dir_name
 from ._inputs import Progress, RunInput
 
@@ -62,7 +63,7 @@ def consolidate(runs: Sequence[RunInput], path: Path, progress: Progress | None 
             run_group.attrs["world_size"] = run.world_size
             run_group.attrs["problems"] = json.dumps([{"file": f, "reason": r} for f, r in run.problems])
             for rank, meta in run.metas.items():
-                with h5py.File(meta["path"], "r", locking=False) as source:
+                with open_rank_file(meta["path"]) as source:
                     _copy_rank(source, run_group.create_group(f"rank_{rank:06d}"), meta["series"])
                 done += 1
                 if progress is not None:

@@ -19,19 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from .. import _constants as C
 from .._errors import DamagedRunError, MergeError, StorageError
-from .._reader import MAX_WORLD_SIZE, read_rank_meta
+from .._reader import MAX_WORLD_SIZE, open_rank_file, rank_file_paths, read_rank_meta
 from ._stats import series_stats
 
 __all__ = ["Progress", "RunInput", "collect_run", "read_merge_meta"]
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
 
-_RANK_FILE = re.compile(r"^rank_(\d{6,})\.h5$")
+_RANK_FILE = re.compile(r"^rank_(\d{6,})\.(h5|journal)$")
 _PARALLEL_MIN_FILES = 64  # below this, starting workers costs more than it saves
 
 
@@ -40,7 +39,7 @@ def read_merge_meta(path: Path) -> dict[str, Any]:
     meta = read_rank_meta(path)
     meta["path"] = path
     try:
-        with h5py.File(path, "r", locking=False) as handle:
+        with open_rank_file(path) as handle:
             for series in meta["series"]:
                 group = handle[series["h5path"]]
                 count = series["count"]
@@ -113,10 +112,10 @@ def _rank_files(ranks_dir: Path) -> dict[int, Path]:
         entries = list(os.scandir(ranks_dir))
     except FileNotFoundError:
         return files
-    for entry in entries:
-        match = _RANK_FILE.match(entry.name)
+    for name in rank_file_paths([entry.name for entry in entries]):
+        match = _RANK_FILE.match(name)
         if match:
-            files[int(match.group(1))] = Path(entry.path)
+            files.setdefault(int(match.group(1)), ranks_dir / name)
     return files
 
 
