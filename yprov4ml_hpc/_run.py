@@ -148,6 +148,17 @@ class Run:
             system_metrics_interval_s, gpu_ids, carbon, carbon_country_iso_code, carbon_region
         )
         self._writer.flush()
+        problem = self._writer.report()
+        if problem is not None:  # no room even for the first frames: fail now, not at the end
+            self._ended = True
+            self._sampler.stop()
+            self._writer.stop(timeout=10.0)
+            self._hooks.uninstall()
+            _LIVE_RUNS.discard(self)
+            raise StorageError(
+                f"cannot write the new rank journal {self.journal_path}: {problem}; check free "
+                "space and quotas"
+            )
 
     def _root_attrs(self, ignored: Mapping[str, object]) -> dict[str, object]:
         launch = self.launch
