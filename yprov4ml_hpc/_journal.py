@@ -55,6 +55,7 @@ __all__ = [
     "iter_frames",
     "json_default",
     "parse_journal",
+    "points_frame_parts",
     "read_journal",
 ]
 
@@ -101,18 +102,28 @@ def encode_series(series_id: int, name: str, context: str) -> bytes:
     return _frame(KIND_SERIES, _ID.pack(series_id) + _json([name, context]))
 
 
-def encode_points(series_id: int, step: np.ndarray, value: np.ndarray, time_ns: np.ndarray) -> bytes:
-    """One batch; the arrays are copied into the frame (callers may reuse them at once)."""
+def points_frame_parts(
+    series_id: int, step: np.ndarray, value: np.ndarray, time_ns: np.ndarray
+) -> list[bytes | memoryview]:
+    """One batch as the buffers ``os.writev`` writes, without copying the arrays.
+
+    The arrays must be contiguous little-endian int64/float64/int64 (ring slices are) and must
+    not change until the frame is written.  zlib.crc32 releases the GIL on large buffers.
+    """
     n = int(value.shape[0])
-    payload = b"".join(
-        (
-            _ID_COUNT.pack(series_id, n),
-            np.ascontiguousarray(step, dtype="<i8").tobytes(),
-            np.ascontiguousarray(value, dtype="<f8").tobytes(),
-            np.ascontiguousarray(time_ns, dtype="<i8").tobytes(),
-        )
-    )
-    return _frame(KIND_POINTS, payload)
+    arrays = [np.ascontiguousarray(a, dtype=t).data.cast("B")
+              for a, t in ((step, "<i8"), (value, "<f8"), (time_ns, "<i8"))]
+    id_count = _ID_COUNT.pack(series_id, n)
+    prefix = _PREFIX.pack(MAGIC, KIND_POINTS, len(id_count) + 24 * n)
+    crc = zlib.crc32(id_count, zlib.crc32(prefix))
+    for array in arrays:
+        crc = zlib.crc32(array, crc)
+    return [prefix + _ID.pack(crc) + id_count, *arrays]
+
+
+def encode_points(series_id: int, step: np.ndarray, value: np.ndarray, time_ns: np.ndarray) -> bytes:
+    """One batch as one frame; the arrays are copied (callers may reuse them at once)."""
+    return b"".join(points_frame_parts(series_id, step, value, time_ns))
 
 
 def encode_record(dataset: str, text: str) -> bytes:

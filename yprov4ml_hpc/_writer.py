@@ -23,13 +23,14 @@ import collections
 import contextlib
 import os
 import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from ._buffer import MetricBuffer
-from ._journal import encode_attrs, encode_header, encode_points, encode_series
+from ._journal import encode_attrs, encode_header, encode_points, encode_series, points_frame_parts
 
 __all__ = ["JournalWriter"]
 
@@ -81,14 +82,18 @@ class JournalWriter:
         self._backlog: collections.deque[tuple[bytes, int]] = collections.deque()  # (frame, points)
         self._backlog_bytes = 0
         self._defined: set[int] = set()  # series ids whose SERIES frame is in the backlog or on disk
-        self._wake_r, self._wake_w = os.pipe()
-        self._done_r, self._done_w = os.pipe()
-        for fd in (self._wake_r, self._wake_w, self._done_r, self._done_w):
-            os.set_blocking(fd, False)
+        # Wake-ups travel over socket pairs (send/recv), not pipes: write(2) is then only ever
+        # the journal's (and the user's), which keeps a syscall trace of a flush deterministic
+        # for the kill-at-every-write fault test.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._done_r, self._done_w = socket.socketpair()
+        for sock in (self._wake_r, self._wake_w, self._done_r, self._done_w):
+            sock.setblocking(False)
         self._flush_requested = 0
         self._flush_done = 0
         self.cycles = 0
         self._stopping = False
+        self._idle = False
         self._counters_at = 0.0
         # accounting, read by the run's counters and its report
         self.flushes = 0
@@ -105,9 +110,10 @@ class JournalWriter:
 
     # --- called by producers (training thread, samplers, signal handlers) ---------------------
     def hand_off(self, ring: MetricBuffer) -> None:
-        """A ring's half is full: queue it for the writer (no I/O, no lock)."""
+        """A ring's half is full: queue it for the writer (no lock; a syscall only if it sleeps)."""
         self._due.append(ring)
-        self._wake()
+        if self._idle:  # a busy writer looks at _due again before it sleeps (see _loop)
+            self._wake()
 
     def enqueue(self, frame: bytes) -> None:
         """Queue an encoded record or attribute frame."""
@@ -129,7 +135,7 @@ class JournalWriter:
             with contextlib.suppress(InterruptedError, ValueError, OSError):
                 select.select([self._done_r], [], [], _WAIT_POLL_S)
                 with contextlib.suppress(BlockingIOError):
-                    os.read(self._done_r, 4096)
+                    self._done_r.recv(4096)
         return True
 
     def flush(self) -> bool:
@@ -154,6 +160,9 @@ class JournalWriter:
         self.wait(lambda: self._flush_done >= ticket and not self._thread.is_alive())
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        if not self._thread.is_alive():
+            for sock in (self._wake_r, self._wake_w, self._done_r, self._done_w):
+                sock.close()
 
     def forget_after_fork(self) -> None:
         """In a forked child: drop everything, never write (the parent owns the journal)."""
@@ -161,9 +170,11 @@ class JournalWriter:
         self._frames.clear()
         self._backlog.clear()
         self._stopping = True
-        for fd in (self._fd, self._wake_r, self._wake_w, self._done_r, self._done_w):
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        for sock in (self._wake_r, self._wake_w, self._done_r, self._done_w):
             with contextlib.suppress(OSError):
-                os.close(fd)
+                sock.close()
 
     def report(self) -> str | None:
         """What could not be written, in words, or None when everything is on disk."""
@@ -183,15 +194,19 @@ class JournalWriter:
     # --- the writer thread -------------------------------------------------------------------
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):  # a full pipe is already awake
-            os.write(self._wake_w, b"\0")
+            self._wake_w.send(b"\0")
 
     def _loop(self) -> None:
         last_full = time.monotonic()
         while True:
-            with contextlib.suppress(InterruptedError, OSError, ValueError):
-                select.select([self._wake_r], [], [], self._interval)
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._wake_r, 4096)
+            self._idle = True
+            # Re-check after publishing _idle: a producer that saw _idle False did not wake us.
+            if not (self._due or self._frames or self._flush_requested > self._flush_done or self._stopping):
+                with contextlib.suppress(InterruptedError, OSError, ValueError):
+                    select.select([self._wake_r], [], [], self._interval)
+            self._idle = False
+            with contextlib.suppress(BlockingIOError, OSError):
+                self._wake_r.recv(4096)
             target, stopping = self._flush_requested, self._stopping
             now = time.monotonic()
             full = target > self._flush_done or stopping or (
@@ -206,7 +221,7 @@ class JournalWriter:
                 self._flush_done = max(self._flush_done, target)
             self.cycles += 1
             with contextlib.suppress(BlockingIOError, OSError):
-                os.write(self._done_w, b"\0")
+                self._done_w.send(b"\0")
             if stopping and self._flush_done >= self._flush_requested:
                 break
         with contextlib.suppress(OSError):
@@ -248,18 +263,54 @@ class JournalWriter:
         }
 
     def _take(self, ring: MetricBuffer) -> None:
-        """Copy a ring's pending points into frames, then release them to the producer."""
+        """Write a ring's pending points, then release them to the producer.
+
+        Normally straight from the ring with ``os.writev`` (no copy, and little time holding
+        the GIL, which the training thread needs); when earlier frames are still waiting
+        (disk trouble) the points are copied into the backlog behind them, in order.
+        """
         head, pieces = ring.pending_slices()
         if not pieces:
             return
         if ring.series_id not in self._defined:
             self._defined.add(ring.series_id)
             self._push(encode_series(ring.series_id, ring.name, ring.context), 0)
-        for piece in pieces:
+        if self._backlog:
+            self._write_backlog()
+        for index, piece in enumerate(pieces):
             n = piece.stop - piece.start
-            frame = encode_points(ring.series_id, ring.step[piece], ring.value[piece], ring.time_ns[piece])
-            self._push(frame, n)
-        ring.tail = head  # the frames hold copies: the producer may overwrite these slots now
+            args = (ring.series_id, ring.step[piece], ring.value[piece], ring.time_ns[piece])
+            if self._backlog or self._tail_dirty:
+                self._push(encode_points(*args), n)
+                continue
+            parts = points_frame_parts(*args)
+            size = sum(len(part) for part in parts)
+            try:
+                self._writev_all(parts, size)
+            except OSError as exc:
+                self._cut_back(exc)
+                self._push(b"".join(parts), n)
+                for rest in pieces[index + 1 :]:
+                    self._push(encode_points(ring.series_id, ring.step[rest], ring.value[rest],
+                                             ring.time_ns[rest]), rest.stop - rest.start)
+                break
+            self.good_bytes += size
+            self.bytes_written += size
+            self.points += n
+        ring.tail = head  # written, or copied into the backlog: the producer may reuse the slots
+
+    def _writev_all(self, parts: list[bytes | memoryview], size: int) -> None:
+        written = os.writev(self._fd, parts)
+        if written < size:  # rare on a regular file: finish with plain writes
+            self._write_all(b"".join(parts)[written:])
+
+    def _cut_back(self, exc: OSError) -> None:
+        """A write failed: cut off whatever part of the frame reached the file."""
+        self._tail_dirty = True
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self.good_bytes)
+            self._tail_dirty = False
+        self._failed(exc.strerror or str(exc))
 
     def _push(self, frame: bytes, points: int) -> None:
         self._backlog.append((frame, points))
@@ -293,11 +344,7 @@ class JournalWriter:
             try:
                 self._write_all(frame)
             except OSError as exc:
-                self._tail_dirty = True  # a torn frame may be on disk: cut it before the next write
-                with contextlib.suppress(OSError):
-                    os.ftruncate(self._fd, self.good_bytes)
-                    self._tail_dirty = False
-                self._failed(exc.strerror or str(exc))
+                self._cut_back(exc)  # a torn frame may be on disk: cut before the next write
                 return
             self._backlog.popleft()
             self._backlog_bytes -= len(frame)

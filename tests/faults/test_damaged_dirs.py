@@ -115,7 +115,8 @@ def test_deleted_mid_run_raises_only_storage_errors(tmp_path: Path, what: str) -
 def test_deleted_mid_run_is_reported(tmp_path: Path, what: str) -> None:
     """The loss is reported: a later flush or end_run raises StorageError naming the rank journal."""
     _, errors = _log_after_deletion(tmp_path, what)
-    assert any(isinstance(e, prov4ml.StorageError) and "rank_000000.journal" in str(e) for e in errors), errors
+    named = [e for e in errors if isinstance(e, prov4ml.StorageError) and "rank_000000.journal" in str(e)]
+    assert named, errors
 
 
 @pytest.mark.parametrize("what", ["run_dir", "save_dir"])
