@@ -14,6 +14,7 @@ SIGTERM in the child (``Pool.terminate``) takes its previous/default action at o
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
@@ -28,7 +29,7 @@ from ._errors import Yprov4mlWarning
 if TYPE_CHECKING:
     from ._run import Run
 
-__all__ = ["ProcessHooks"]
+__all__ = ["ProcessHooks", "block_for_fork", "unblock_after_fork"]
 
 _HANDLED_SIGNALS = (signal.SIGTERM,)
 
@@ -41,6 +42,20 @@ def _mpi_finalized(run: Run) -> bool:
         return bool(mpi.Is_finalized())
     except Exception:  # noqa: BLE001 - a broken MPI is as good as gone
         return True
+
+
+def block_for_fork() -> bool:
+    """os.register_at_fork(before=...): hold SIGTERM back in the forking thread (and so in the
+    child until its hooks ran).  Returns whether it blocked anything."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return False
+    signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED_SIGNALS)
+    return True
+
+
+def unblock_after_fork() -> None:
+    """after_in_parent / after_in_child: deliver what arrived meanwhile."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED_SIGNALS)
 
 
 class ProcessHooks:
@@ -66,8 +81,20 @@ class ProcessHooks:
             warnings.warn(message, Yprov4mlWarning, stacklevel=2)
 
     def forget_in_child(self) -> None:
-        """In a forked child: the hooks must never act on the parent's run."""
+        """In a forked child: the hooks must never act on the parent's run.
+
+        The handlers the child inherited are put back as they were before start_run, so a
+        SIGTERM (Pool.terminate, Process.terminate) takes the kernel's default action even
+        while the child waits in a lock (a Python-level handler there may never run).
+        SIGTERM is blocked across the fork (block_for_fork), so one that arrives before this
+        hook stays pending and is delivered to the restored handler, never lost.
+        """
         self._pid = -1
+        if threading.current_thread() is threading.main_thread():
+            for signum, previous in self._previous.items():
+                with contextlib.suppress(ValueError, OSError, TypeError):
+                    signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        self._previous.clear()
 
     def uninstall(self) -> None:
         atexit.unregister(self._at_exit)

@@ -34,7 +34,7 @@ from ._describe import dataset_info, library_versions, model_info
 from ._errors import ArtifactNotFoundError, ConfigError, ConfigTypeError, RunStateError, StorageError
 from ._journal import encode_attrs, encode_record, json_default
 from ._launcher import LaunchInfo, detect_launch
-from ._lifecycle import ProcessHooks
+from ._lifecycle import ProcessHooks, block_for_fork, unblock_after_fork
 from ._names import check_name
 from ._rundir import check_label, create_run_dir
 from ._values import coerce_metric_value, coerce_step, coerce_timestamp_ns, param_record_value
@@ -799,10 +799,38 @@ class Run:
         )
 
 
+_fork_blocked = False
+
+
+def _quiesce_writers() -> None:
+    global _fork_blocked
+    runs = list(_LIVE_RUNS)
+    if runs:
+        _fork_blocked = block_for_fork()
+    for run in runs:
+        run._writer.before_fork()
+
+
+def _resume_writers() -> None:
+    global _fork_blocked
+    for run in list(_LIVE_RUNS):
+        run._writer.after_fork_in_parent()
+    if _fork_blocked:
+        _fork_blocked = False
+        unblock_after_fork()
+
+
 def _forget_runs_in_child() -> None:
+    global _fork_blocked
     for run in list(_LIVE_RUNS):
         run._forget_in_child()
+    _LIVE_RUNS.clear()
+    if _fork_blocked:
+        _fork_blocked = False
+        unblock_after_fork()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_runs_in_child)
+    os.register_at_fork(
+        before=_quiesce_writers, after_in_parent=_resume_writers, after_in_child=_forget_runs_in_child
+    )

@@ -94,6 +94,10 @@ class JournalWriter:
         self.cycles = 0
         self._stopping = False
         self._idle = False
+        # Held by the writer through each cycle and by a thread that forks (see fork_guard):
+        # a child must never be forked in the middle of a write (it hung pool workers here).
+        self._cycle_lock = threading.Lock()
+        self._fork_held = False
         self._counters_at = 0.0
         # accounting, read by the run's counters and its report
         self.flushes = 0
@@ -164,6 +168,16 @@ class JournalWriter:
             for sock in (self._wake_r, self._wake_w, self._done_r, self._done_w):
                 sock.close()
 
+    def before_fork(self) -> None:
+        """os.register_at_fork(before=...): wait for the cycle in progress (bounded) to end."""
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._fork_held = self._cycle_lock.acquire(timeout=5.0)
+
+    def after_fork_in_parent(self) -> None:
+        if self._fork_held:
+            self._fork_held = False
+            self._cycle_lock.release()
+
     def forget_after_fork(self) -> None:
         """In a forked child: drop everything, never write (the parent owns the journal)."""
         self._due.clear()
@@ -212,10 +226,11 @@ class JournalWriter:
             full = target > self._flush_done or stopping or (
                 self._interval is not None and now - last_full >= self._interval
             )
-            try:
-                self._cycle(full)
-            except Exception as exc:  # noqa: BLE001 - the writer must outlive any bad batch
-                self._failed(f"{type(exc).__name__}: {exc}")
+            with self._cycle_lock:
+                try:
+                    self._cycle(full)
+                except Exception as exc:  # noqa: BLE001 - the writer must outlive any bad batch
+                    self._failed(f"{type(exc).__name__}: {exc}")
             if full:
                 last_full = now
                 self._flush_done = max(self._flush_done, target)
