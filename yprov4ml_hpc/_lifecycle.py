@@ -55,6 +55,7 @@ class ProcessHooks:
         self._run = run
         self._pid = os.getpid()
         self._previous: dict[int, Any] = {}
+        self._pending_previous: Any = None
         self._warned: set[str] = set()
         self.uncaught: BaseException | None = None
         self._previous_excepthook = sys.excepthook
@@ -118,18 +119,19 @@ class ProcessHooks:
         if self._run._closing:
             # The run is closing (end_run, atexit, a user's signal handler) on this or another
             # thread: the close finishes its writes, then calls pass_on_pending().
+            self._pending_previous = self._previous.get(signum, signal.SIG_DFL)
             self._run.pending_signal = signum
             return
         self._terminate(signum, frame)
 
     def pass_on_pending(self) -> None:
         """After close: a SIGTERM that arrived during it now takes its previous/default action."""
-        signum = self._run.pending_signal
+        signum, previous = self._run.pending_signal, self._pending_previous
         if signum is None:
             return
         self._run.pending_signal = None
         if threading.current_thread() is threading.main_thread():
-            self._pass_on(signum, None)
+            self._pass_on(signum, None, previous)
         else:  # only the main thread may change handlers: ours runs there again and passes it on
             os.kill(os.getpid(), signum)
 
@@ -137,14 +139,16 @@ class ProcessHooks:
         from ._api import _end_active
 
         name = signal.Signals(signum).name
+        previous = self._previous.get(signum, signal.SIG_DFL)  # close() uninstalls: read it first
         # fold=False: the journal is complete and marked killed; folding is merge's job.
         try:
             _end_active(self._run, C.STATUS_KILLED, f"signal {name}", fold=False)  # uninstalls us
         finally:  # even if some data could not be written: the process must still end
-            self._pass_on(signum, frame)
+            self._pass_on(signum, frame, previous)
 
-    def _pass_on(self, signum: int, frame: FrameType | None) -> None:
-        previous = self._previous.get(signum, signal.SIG_DFL)
+    def _pass_on(self, signum: int, frame: FrameType | None, previous: Any = None) -> None:
+        if previous is None:
+            previous = self._previous.get(signum, signal.SIG_DFL)
         if previous == self._on_signal:
             previous = signal.SIG_DFL
         if callable(previous):
