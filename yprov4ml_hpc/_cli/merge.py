@@ -61,6 +61,17 @@ def setup_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .._merge import build  # networkx: only when the command runs
 
+    if args.output is None:  # in place: a rank that died leaves a journal; fold it now
+        from pathlib import Path
+
+        from .._fold import fold_ended_journals
+
+        for run_dir in args.run_dirs:
+            ranks_dir = Path(run_dir) / C.RANKS_DIRNAME
+            if ranks_dir.is_dir():
+                for name, outcome in fold_ended_journals(ranks_dir):
+                    if outcome != "folded":
+                        print(f"{name}: {outcome}", file=sys.stderr)
     with Progress(None, "reading rank files") as bar:
         result = build(
             args.run_dirs,
