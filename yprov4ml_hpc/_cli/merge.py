@@ -61,17 +61,6 @@ def setup_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .._merge import build  # networkx: only when the command runs
 
-    if args.output is None:  # in place: a rank that died leaves a journal; fold it now
-        from pathlib import Path
-
-        from .._fold import fold_ended_journals
-
-        for run_dir in args.run_dirs:
-            ranks_dir = Path(run_dir) / C.RANKS_DIRNAME
-            if ranks_dir.is_dir():
-                for name, outcome in fold_ended_journals(ranks_dir):
-                    if outcome != "folded":
-                        print(f"{name}: {outcome}", file=sys.stderr)
     with Progress(None, "reading rank files") as bar:
         result = build(
             args.run_dirs,
@@ -108,6 +97,20 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {extra}")
     for message in result.messages:
         print(message, file=sys.stderr)
+    if args.output is None:
+        # In place: a rank that died left a journal; fold it now.  After the build, so that this
+        # merge describes the files as `summary` and `info` saw them (a journal is smaller than
+        # its .h5: the per-rank "bytes" of a later merge is the .h5's).
+        from pathlib import Path
+
+        from .._fold import fold_ended_journals
+
+        for run_dir in args.run_dirs:
+            ranks_dir = Path(run_dir) / C.RANKS_DIRNAME
+            if ranks_dir.is_dir():
+                for name, outcome in fold_ended_journals(ranks_dir):
+                    if outcome != "folded":
+                        print(f"{name}: {outcome}", file=sys.stderr)
     return 0
 
 

@@ -158,7 +158,9 @@ class SamplerSet:
         with self._lock:
             self._finalizing = True
             try:
-                if self._opened and self._interval_s > 0:  # and one at the end, whatever the interval
+                # ... and one at the end, whatever the interval (unless stop() interrupted a
+                # sample on this thread: that sample is the last one, its readers are mid-call)
+                if self._opened and self._interval_s > 0 and not interrupted_a_sample:
                     self._record_cheap(None, None, self._clock_ns())
                 if self._opened:
                     self._read_energy()
