@@ -1,8 +1,9 @@
 """Fixed-size NumPy ring buffers, one per (metric, context) series, double buffered.
 
-A ring holds ``capacity = 2 * half`` points: while the journal writer copies one half out,
-the training thread fills the other.  One producer thread per ring only ever advances
-``head``; the journal writer thread is the only consumer and only ever advances ``tail``.
+A ring holds ``capacity = 2 * half`` points (``half`` = buffer_size / 2): while the journal
+writer copies one half out, the training thread fills the other.  One producer thread per
+ring only ever advances ``head``; the journal writer thread is the only consumer and only
+ever advances ``tail``.
 Under the GIL each int assignment is atomic and the data is written before ``head`` moves,
 so the hot path needs no lock: the writer copies ``[tail, head)`` and then publishes ``tail``.
 

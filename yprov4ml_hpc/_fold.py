@@ -18,6 +18,8 @@ import contextlib
 import itertools
 import json
 import os
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from . import _constants as C
 from ._journal import RECORD_DATASETS, JournalContents, json_default, read_journal
 from ._names import escape_name
 
-__all__ = ["fold_journal", "fold_to_memory", "h5_path_for", "to_attr", "write_layout"]
+__all__ = ["fold_ended_journals", "fold_journal", "fold_to_memory", "h5_path_for", "to_attr", "write_layout"]
 
 _STR = h5py.string_dtype("utf-8")
 # Points per chunk: 4096 for a long series (fewer chunks, less HDF5 metadata), a trickle stays small.
@@ -132,3 +134,47 @@ def fold_journal(journal: Path, contents: JournalContents | None = None) -> Path
     with contextlib.suppress(FileNotFoundError):
         journal.unlink()
     return target
+
+
+def _writer_gone(attrs: dict[str, Any]) -> bool:
+    """Whether no process can still append to this journal: its status says it ended, or it
+    says ``running`` but its process (on this host) no longer exists."""
+    status = attrs.get("status")
+    if status in (C.STATUS_FINISHED, C.STATUS_FAILED, C.STATUS_KILLED):
+        return True
+    import socket
+
+    pid = attrs.get("pid")
+    if attrs.get("host") != socket.gethostname() or type(pid) is not int or pid <= 0:
+        return False  # another node's rank: it may still be writing
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def fold_ended_journals(journals: Iterable[Path]) -> list[tuple[str, str]]:
+    """``merge``: fold the journals of ranks that died (SIGTERM, SIGKILL, a full disk) into
+    their .h5, leaving journals that may still be written.  ``journals`` come from the reader's
+    scan (``_reader.scan_rank_files``: a journal whose .h5 exists is not among them).  Returns
+    (journal, outcome) pairs; a journal that cannot be folded stays as it is (the reader reads
+    it), and one that is not a regular file (a planted FIFO or link) is never opened."""
+    outcomes = []
+    for journal in journals:
+        try:
+            if not stat.S_ISREG(journal.lstat().st_mode):
+                outcomes.append((journal.name, "not folded (not a regular file)"))
+                continue
+            if h5_path_for(journal).exists():
+                continue
+            contents = read_journal(journal)
+            if not _writer_gone(contents.attrs):
+                continue
+            fold_journal(journal, contents)
+            outcomes.append((journal.name, "folded"))
+        except Exception as exc:  # noqa: BLE001 - a damaged journal is the reader's to report
+            outcomes.append((journal.name, f"not folded ({type(exc).__name__}: {exc})"))
+    return outcomes

@@ -47,7 +47,7 @@ __all__ = ["Run"]
 
 _time_ns = time.time_ns
 _get_ident = threading.get_ident
-_MIN_RING = 64
+_MIN_RING = 64  # points a ring holds at least (two halves), even past the memory budget
 _POINT_BYTES = 24
 # Runs of this process, so that a forked child can disown them (os.register_at_fork below).
 _LIVE_RUNS: weakref.WeakSet[Run] = weakref.WeakSet()
@@ -361,9 +361,11 @@ class Run:
 
     def _new_ring(self, name: str, ctx: str) -> MetricBuffer:
         # A fixed budget for all rings: past it, new series get small rings, never more memory.
-        # Each ring holds two halves of buffer_size points (one filling while one is written).
+        # A ring holds buffer_size points (as before the writer thread) in two halves: one
+        # fills while the writer copies the other out.
         remaining = max(self._ring_budget - self._ring_bytes, 0) // (2 * _POINT_BYTES)
-        half = max(min(self.buffer_size, remaining), min(_MIN_RING, self.buffer_size))
+        wanted = max((self.buffer_size + 1) // 2, 1)
+        half = max(min(wanted, remaining), min(_MIN_RING // 2, wanted))
         buf = MetricBuffer(name, ctx, half, series_id=len(self._rings))
         self._ring_bytes += buf.nbytes()
         self._rings.append(buf)

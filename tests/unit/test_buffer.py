@@ -49,4 +49,4 @@ def test_memory_is_fixed_by_capacity() -> None:
     for _ in range(10):
         _fill(buf, 0, 4096)
         buf.drain()
-    assert buf.nbytes() == before == 2 * 4096 * 24  # two halves: one fills while one is written
+    assert buf.nbytes() == before == 2 * 4096 * 24  # two halves of 4096: one fills, one is written

@@ -141,3 +141,43 @@ def test_a_running_rank_reads_through_its_journal(tmp_path: Path) -> None:
     done = prov4ml.load_run(run.run_dir)
     assert [r.status for r in done.ranks] == ["finished"]
     np.testing.assert_array_equal(done.series("loss", "training", 0).value, np.arange(1000) * 0.25)
+
+
+def test_merge_folds_the_journals_of_ranks_that_died(tmp_path: Path) -> None:
+    """`yprov4ml-hpc merge RUN_DIR` folds a journal whose writer is gone (a `killed` status
+    frame, or `running` with its process gone from this host) and leaves a live one alone."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = prov4ml.start_run("dead", provenance_save_dir=tmp_path, buffer_size=10, **QUIET)
+        for step in range(25):
+            prov4ml.log_metric("loss", step * 0.5, step=step)
+        run.flush()
+    ranks = run.run_dir / "ranks"
+    # this process still runs: its journal is not folded; copies of it (its good frames) are
+    contents = J.read_journal(ranks / "rank_000000.journal")
+    live = (ranks / "rank_000000.journal").read_bytes()[: contents.good_bytes]
+    header = contents.attrs
+    body = live[next(J.iter_frames(live))[2] :]  # every frame after the header
+    dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    killed = J.encode_header({**header, "rank": 1, "world_size": 3}) + body
+    killed += J.encode_attrs({"status": "killed"})
+    gone = {"rank": 2, "world_size": 3, "pid": int(dead_pid), "host": socket.gethostname()}
+    crashed = J.encode_header({**header, **gone}) + body
+    (ranks / "rank_000001.journal").write_bytes(killed)
+    (ranks / "rank_000002.journal").write_bytes(crashed)
+    proc = subprocess.run([sys.executable, "-m", "yprov4ml_hpc", "merge", str(run.run_dir)],
+                          capture_output=True, text=True, env={**os.environ}, check=False)
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(p.name for p in ranks.iterdir())
+    assert names == ["rank_000000.journal", "rank_000001.h5", "rank_000002.h5"], proc.stderr
+    data = prov4ml.load_run(run.run_dir)
+    assert [r.status for r in data.ranks] == ["running", "killed", "running"]
+    for rank in range(3):
+        np.testing.assert_array_equal(data.series("loss", rank=rank).step, np.arange(25))
+    prov4ml.end_run()

@@ -83,6 +83,20 @@ def test_info_and_merge_see_the_journal_rank(run_dir: Path) -> None:
     assert ranks == {0: ("finished", 50), 1: ("killed", 30)}
     assert [(m["name"], m["count"], m["ranks"]) for m in summary["metrics"]] == [("loss", 80, 2)]
     assert summary["problems"] == []
+    # In place, the killed rank's journal is folded after the build (the reader's scan found it).
+    assert sorted(p.name for p in (run_dir / "ranks").iterdir()) == ["rank_000000.h5", "rank_000001.h5"]
+    again = load_run(run_dir, strict=True)
+    assert [(r.rank, r.status) for r in again.ranks] == [(0, "finished"), (1, "killed")]
+    np.testing.assert_array_equal(again.series("loss", "training", 1).step, np.arange(30))
+
+
+def test_merge_never_opens_a_planted_fifo_journal(run_dir: Path) -> None:
+    """A FIFO named like a journal would block any open forever: reported, never opened."""
+    os.mkfifo(run_dir / "ranks" / "rank_000002.journal")
+    result = yprov4ml_hpc.merge([run_dir])
+    assert any(m.startswith("rank_000002.journal: not folded (not a regular file)") for m in result.messages)
+    problems = json.loads((run_dir / "summary.json").read_text())["problems"]
+    assert [p["file"] for p in problems] == ["rank_000002.journal"], problems
 
 
 def test_a_journal_folded_after_the_scan_is_read_from_its_h5(tmp_path: Path) -> None:
