@@ -13,8 +13,9 @@ by the interrupted frame can deadlock it.
 
 Disk trouble never reaches the training thread.  A failing write warns once (file and
 reason), truncates the journal back to the end of its last good frame, keeps the frames in
-memory (``backlog``, bounded by ``max_buffer_mb``: past it the oldest point batches are
-dropped and counted) and retries at the next cycle; :meth:`report` says what was not written.
+memory (``backlog``, bounded by ``max_buffer_mb``: past it new point batches are dropped
+and counted, the oldest data is kept) and retries at the next cycle; :meth:`report` says
+what was not written.
 """
 
 from __future__ import annotations
@@ -42,6 +43,20 @@ _COUNTERS_MAX_AGE_S = 1.0
 _WAIT_POLL_S = 0.05
 
 
+def _publish(temp: Path, path: Path) -> None:
+    """Give ``temp`` its real name without ever replacing a file there (another job's)."""
+    try:
+        os.link(temp, path)  # fails if ``path`` exists: never append to another job's journal
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename (not atomic there)
+        if os.path.lexists(path):
+            raise FileExistsError(f"{path} already exists") from None
+        os.rename(temp, path)
+        return
+    os.unlink(temp)
+
+
 class JournalWriter:
     """Owns the journal's file descriptor and the background thread that appends to it."""
 
@@ -63,17 +78,21 @@ class JournalWriter:
         self._warn = warn
         self._interval = flush_interval_s if flush_interval_s > 0 else None
         self._max_backlog = max(max_backlog_bytes, 1 << 20)
-        # O_EXCL: never append to another job's journal.  O_APPEND: after a truncation back to
-        # the last good frame, the next write lands right there.
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        # The header is written under a temporary name (a leading dot: no reader matches it)
+        # and the file is then linked to its real name, so a journal that readers can see
+        # always starts with a complete header, even if the rank dies inside start_run.
+        # O_APPEND: after a truncation back to the last good frame, the next write lands there.
+        temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self._fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         try:
             frame = encode_header(header)
             self._write_all(frame)
+            _publish(temp, path)
             stat = os.fstat(self._fd)
         except BaseException:
             os.close(self._fd)
             with contextlib.suppress(OSError):
-                path.unlink()
+                temp.unlink()
             raise
         self.identity = (stat.st_dev, stat.st_ino)
         self.good_bytes = len(frame)
@@ -328,23 +347,14 @@ class JournalWriter:
         self._failed(exc.strerror or str(exc))
 
     def _push(self, frame: bytes, points: int) -> None:
+        """Queue a frame for writing.  Past max_buffer_mb of unwritten frames a new point batch
+        is dropped (and counted) instead: the oldest data is kept, and while the disk stays
+        full what reaches it is an exact prefix of each series.  Records and attributes are kept."""
+        if points and self._backlog_bytes + len(frame) > self._max_backlog:
+            self.points_dropped += points
+            return
         self._backlog.append((frame, points))
         self._backlog_bytes += len(frame)
-        if self._backlog_bytes > self._max_backlog:
-            self._shed()
-
-    def _shed(self) -> None:
-        """Over max_buffer_mb of unwritten frames: drop the oldest point batches (counted)."""
-        kept: collections.deque[tuple[bytes, int]] = collections.deque()
-        excess = self._backlog_bytes - self._max_backlog
-        for frame, points in self._backlog:
-            if points and excess > 0:
-                excess -= len(frame)
-                self._backlog_bytes -= len(frame)
-                self.points_dropped += points
-            else:
-                kept.append((frame, points))
-        self._backlog = kept
 
     def _write_backlog(self) -> None:
         if self._tail_dirty:

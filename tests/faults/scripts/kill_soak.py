@@ -96,8 +96,9 @@ def main() -> None:
         with os.fdopen(read) as pipe:
             reported = [int(line) for line in pipe.read().split()]
         run_dir = os.path.join(save_dir, f"soak_k{round_no}")
-        if not os.path.isdir(run_dir):
-            continue  # killed before start_run created the directory: nothing to check
+        ranks = os.path.join(run_dir, "ranks")
+        if not os.path.isdir(ranks) or not [n for n in os.listdir(ranks) if n.startswith("rank_")]:
+            continue  # killed inside start_run, before its journal existed: nothing to check
         problem = check(run_dir, reported[-1] if reported else 0)
         if problem:
             failures += 1
