@@ -742,8 +742,11 @@ class Run:
         with self._other_lock:  # a logging thread inside its write finishes it first
             pass
         self._sampler.stop()  # its final energy reads land in the rings before the last drain
-        end_ns = _time_ns()
         writer = self._writer
+        # Every point first, then the end frames: a kill between two writer cycles must never
+        # leave a final status over a journal that misses some of the points before it.
+        writer.flush()
+        end_ns = _time_ns()
         end_event = {"event": "end", "reason": reason, "status": status, "time_ns": end_ns}
         writer.enqueue(encode_record(C.EVENTS_DATASET, self._record_text(end_event)))
         final = {
