@@ -103,22 +103,32 @@ def encode_series(series_id: int, name: str, context: str) -> bytes:
 
 
 def points_frame_parts(
-    series_id: int, step: np.ndarray, value: np.ndarray, time_ns: np.ndarray
+    series_id: int,
+    step: np.ndarray | list[np.ndarray],
+    value: np.ndarray | list[np.ndarray],
+    time_ns: np.ndarray | list[np.ndarray],
 ) -> list[bytes | memoryview]:
     """One batch as the buffers ``os.writev`` writes, without copying the arrays.
 
-    The arrays must be contiguous little-endian int64/float64/int64 (ring slices are) and must
-    not change until the frame is written.  zlib.crc32 releases the GIL on large buffers.
+    Each column may be given in pieces (a ring's pending points wrap around its end): the
+    pieces of a column are consecutive in the frame, so a ring's drain is one frame, written
+    or not as a whole.  Arrays must be int64/float64/int64 and must not change until the
+    frame is written.
     """
-    n = int(value.shape[0])
-    arrays = [np.ascontiguousarray(a, dtype=t).data.cast("B")
-              for a, t in ((step, "<i8"), (value, "<f8"), (time_ns, "<i8"))]
+    columns = [
+        [np.ascontiguousarray(a, dtype=t).data.cast("B") for a in (p if isinstance(p, list) else [p])]
+        for p, t in ((step, "<i8"), (value, "<f8"), (time_ns, "<i8"))
+    ]
+    n = sum(len(piece) for piece in columns[1]) // 8
     id_count = _ID_COUNT.pack(series_id, n)
     prefix = _PREFIX.pack(MAGIC, KIND_POINTS, len(id_count) + 24 * n)
     crc = zlib.crc32(id_count, zlib.crc32(prefix))
-    for array in arrays:
-        crc = zlib.crc32(array, crc)
-    return [prefix + _ID.pack(crc) + id_count, *arrays]
+    parts: list[bytes | memoryview] = []
+    for column in columns:
+        for piece in column:
+            crc = zlib.crc32(piece, crc)
+            parts.append(piece)
+    return [prefix + _ID.pack(crc) + id_count, *parts]
 
 
 def encode_points(series_id: int, step: np.ndarray, value: np.ndarray, time_ns: np.ndarray) -> bytes:

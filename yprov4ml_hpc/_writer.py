@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from ._buffer import MetricBuffer
-from ._journal import encode_attrs, encode_header, encode_points, encode_series, points_frame_parts
+from ._journal import encode_attrs, encode_header, encode_series, points_frame_parts
 
 __all__ = ["JournalWriter"]
 
@@ -128,6 +128,7 @@ class JournalWriter:
         self.gone: str | None = None  # the journal was deleted or replaced: its data is lost
         self.errors = 0
         self._tail_dirty = False  # a failed write left bytes after good_bytes that must go first
+        self._dropping = False  # batches are being dropped (see _push)
         self._thread = threading.Thread(target=self._loop, name="yprov4ml-hpc-writer", daemon=True)
         self._thread.start()
 
@@ -311,26 +312,26 @@ class JournalWriter:
             self._push(encode_series(ring.series_id, ring.name, ring.context), 0)
         if self._backlog:
             self._write_backlog()
-        for index, piece in enumerate(pieces):
-            n = piece.stop - piece.start
-            args = (ring.series_id, ring.step[piece], ring.value[piece], ring.time_ns[piece])
-            if self._backlog or self._tail_dirty:
-                self._push(encode_points(*args), n)
-                continue
-            parts = points_frame_parts(*args)
+        n = head - ring.tail
+        if self._dropping:  # the disk is still full and batches were dropped: keep a prefix
+            self.points_dropped += n
+            ring.tail = head
+            return
+        parts = points_frame_parts(ring.series_id, [ring.step[p] for p in pieces],
+                                   [ring.value[p] for p in pieces], [ring.time_ns[p] for p in pieces])
+        if self._backlog or self._tail_dirty:
+            self._push(b"".join(parts), n)
+        else:
             size = sum(len(part) for part in parts)
             try:
                 self._writev_all(parts, size)
             except OSError as exc:
                 self._cut_back(exc)
                 self._push(b"".join(parts), n)
-                for rest in pieces[index + 1 :]:
-                    self._push(encode_points(ring.series_id, ring.step[rest], ring.value[rest],
-                                             ring.time_ns[rest]), rest.stop - rest.start)
-                break
-            self.good_bytes += size
-            self.bytes_written += size
-            self.points += n
+            else:
+                self.good_bytes += size
+                self.bytes_written += size
+                self.points += n
         ring.tail = head  # written, or copied into the backlog: the producer may reuse the slots
 
     def _writev_all(self, parts: list[bytes | memoryview], size: int) -> None:
@@ -347,10 +348,12 @@ class JournalWriter:
         self._failed(exc.strerror or str(exc))
 
     def _push(self, frame: bytes, points: int) -> None:
-        """Queue a frame for writing.  Past max_buffer_mb of unwritten frames a new point batch
-        is dropped (and counted) instead: the oldest data is kept, and while the disk stays
-        full what reaches it is an exact prefix of each series.  Records and attributes are kept."""
-        if points and self._backlog_bytes + len(frame) > self._max_backlog:
+        """Queue a frame for writing.  Past max_buffer_mb of unwritten frames a point batch is
+        dropped (and counted) instead, and so is every later one until the queue has been
+        written: while the disk stays full, what reaches it is an exact prefix of each series
+        (a gap can appear only where the disk came back).  Records and attributes are kept."""
+        if points and (self._dropping or self._backlog_bytes + len(frame) > self._max_backlog):
+            self._dropping = True
             self.points_dropped += points
             return
         self._backlog.append((frame, points))
@@ -376,6 +379,7 @@ class JournalWriter:
             self.good_bytes += len(frame)
             self.bytes_written += len(frame)
             self.points += points
+        self._dropping = False  # everything queued is on disk: batches are accepted again
         if self.error is not None and self.gone is None:
             self._warn(f"writing rank journal {self.path} works again; nothing was lost")
             self.error = None
