@@ -98,8 +98,8 @@ def _loop_log_metrics(log_metrics: Any, ctx: Any, count: int, first: int) -> int
 
 
 def _flush_counters(run: Any) -> tuple[int, float]:
-    store = getattr(run, "_store", None)
-    return int(getattr(store, "flushes", 0)), float(getattr(store, "flush_time_s", 0.0))
+    writer = getattr(run, "_writer", None)  # the journal writer thread's accounting
+    return int(getattr(writer, "flushes", 0)), float(getattr(writer, "flush_time_s", 0.0))
 
 
 def bench_latency(calls: int, blocks: int, workdir: Path) -> dict[str, Any]:

@@ -1,10 +1,15 @@
-"""Fixed-size NumPy ring buffers, one per (metric, context) series.
+"""Fixed-size NumPy ring buffers, one per (metric, context) series, double buffered.
 
-The training thread is the only producer of a series and only ever advances ``head``;
-a flusher (the training thread itself when the ring is full, or the background flush
-timer) is the only consumer and only ever advances ``tail``.  Under the GIL each int
-assignment is atomic and the data is written before ``head`` moves, so the hot path
-needs no lock: a consumer copies ``[tail, head)`` and then publishes the new ``tail``.
+A ring holds ``capacity = 2 * half`` points (``half`` = buffer_size / 2): while the journal
+writer copies one half out, the training thread fills the other.  One producer thread per
+ring only ever advances ``head``; the journal writer thread is the only consumer and only
+ever advances ``tail``.
+Under the GIL each int assignment is atomic and the data is written before ``head`` moves,
+so the hot path needs no lock: the writer copies ``[tail, head)`` and then publishes ``tail``.
+
+The producer looks at the ring only when ``head`` reaches ``due``: it hands the full half to
+the writer (a wake-up, no I/O) and moves ``due`` on by a half; it waits only if the writer is
+a whole ring behind (``head - tail == capacity``).
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ class MetricBuffer:
     __slots__ = (
         "capacity",
         "context",
+        "due",
+        "half",
         "head",
         "name",
         "next_step",
+        "series_id",
         "step",
         "step_view",
         "tail",
@@ -37,10 +45,12 @@ class MetricBuffer:
         "value_view",
     )
 
-    def __init__(self, name: str, context: str, capacity: int) -> None:
+    def __init__(self, name: str, context: str, half: int, series_id: int = 0) -> None:
         self.name = name
         self.context = context
-        self.capacity = capacity
+        self.series_id = series_id  # the journal's id of this ring (several rings may share a name)
+        self.half = half
+        self.capacity = capacity = 2 * half
         self.step = np.zeros(capacity, dtype=np.int64)
         self.value = np.zeros(capacity, dtype=np.float64)
         self.time_ns = np.zeros(capacity, dtype=np.int64)
@@ -50,32 +60,38 @@ class MetricBuffer:
         self.time_view: Any = self.time_ns.data
         self.head = 0  # total points ever written (producer)
         self.tail = 0  # total points ever handed to storage (consumer)
+        self.due = half  # head at which the producer hands a half to the writer
         self.next_step = 0  # auto-increment for step=None
 
     def pending(self) -> int:
         """Number of points written but not yet drained."""
         return self.head - self.tail
 
-    def drain(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-        """Copy out every pending point in logging order and mark it consumed.
+    def pending_slices(self) -> tuple[int, list[slice]]:
+        """``(head, slices)``: the contiguous pieces of ``[tail, head)`` in logging order.
 
-        Only one consumer may call this at a time (the store's lock ensures it).
+        The consumer reads the slices, then publishes ``tail = head``; points written after the
+        ``head`` snapshot stay for the next drain.
         """
-        head = self.head  # snapshot: points written after this stay for the next drain
-        tail = self.tail
+        head, tail = self.head, self.tail
         count = head - tail
         if count <= 0:
-            empty_i = np.empty(0, dtype=np.int64)
-            return empty_i, np.empty(0, dtype=np.float64), empty_i.copy()
+            return head, []
         start = tail % self.capacity
         stop = start + count
         if stop <= self.capacity:
-            index: slice | npt.NDArray[np.int64] = slice(start, stop)
-        else:
-            index = np.arange(start, stop, dtype=np.int64) % self.capacity
-        steps = self.step[index].copy()
-        values = self.value[index].copy()
-        times = self.time_ns[index].copy()
+            return head, [slice(start, stop)]
+        return head, [slice(start, self.capacity), slice(0, stop - self.capacity)]
+
+    def drain(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """Copy out every pending point in logging order and mark it consumed (one consumer)."""
+        head, pieces = self.pending_slices()
+        if not pieces:
+            empty_i = np.empty(0, dtype=np.int64)
+            return empty_i, np.empty(0, dtype=np.float64), empty_i.copy()
+        steps = np.concatenate([self.step[p] for p in pieces])
+        values = np.concatenate([self.value[p] for p in pieces])
+        times = np.concatenate([self.time_ns[p] for p in pieces])
         self.tail = head
         return steps, values, times
 

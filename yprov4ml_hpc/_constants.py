@@ -12,6 +12,11 @@ RANKS_DIRNAME = "ranks"
 ARTIFACTS_DIRNAME = "artifacts"
 SUMMARY_FILENAME = "summary.json"
 RANK_FILE_TEMPLATE = "rank_{rank:06d}.h5"
+RANK_FILE_SUFFIX = ".h5"
+# While a rank runs it appends to its journal; at close the journal is folded into the .h5
+# (see _journal.py and _fold.py).  When both exist the .h5 wins: it was complete before the rename.
+JOURNAL_FILE_TEMPLATE = "rank_{rank:06d}.journal"
+JOURNAL_SUFFIX = ".journal"
 
 # Groups and datasets inside a rank file.
 METRICS_GROUP = "metrics"

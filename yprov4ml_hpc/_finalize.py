@@ -212,23 +212,31 @@ def _mpi_other(run: Run, comm: Any, timeout: float) -> dict[str, Any] | None:
 
 
 # --- no MPI, several ranks --------------------------------------------------------------------
-def _file_status(path: Path) -> str | None:
-    from ._reader import read_rank_attrs
+def _file_statuses(run: Run, ranks: set[int]) -> dict[int, str | None]:
+    """Status of each of ``ranks`` as its file says so far (None: no readable file yet).
 
-    try:
-        return read_rank_attrs(path).status
-    except Yprov4mlError:
-        return None  # not there yet, or caught mid-write: look again later
+    The reader's scan picks each rank's file (its ``.h5`` once folded at close, else its
+    journal, which a running or killed rank leaves): one folder listing per poll.
+    """
+    from ._reader import read_rank_attrs, scan_rank_files
+
+    files = scan_rank_files(run.run_dir / C.RANKS_DIRNAME).by_rank
+    statuses: dict[int, str | None] = {}
+    for rank in ranks:
+        path = files.get(rank)
+        try:
+            statuses[rank] = None if path is None else read_rank_attrs(path).status
+        except Yprov4mlError:
+            statuses[rank] = None  # caught mid-write or damaged: look again later
+    return statuses
 
 
 def _files_root(run: Run, timeout: float, started: float, options: dict[str, Any]) -> dict[str, Any]:
-    ranks_dir = run.run_dir / C.RANKS_DIRNAME
     waiting = set(range(1, run.world_size))
     deadline = time.monotonic() + timeout
     poller = _Poller(_FILE_POLL_MIN_S, _FILE_POLL_MAX_S)
     while waiting and time.monotonic() < deadline:
-        for rank in sorted(waiting):
-            status = _file_status(ranks_dir / C.RANK_FILE_TEMPLATE.format(rank=rank))
+        for rank, status in _file_statuses(run, waiting).items():
             if status is not None and status != C.STATUS_RUNNING:
                 waiting.discard(rank)
         if waiting:
@@ -246,7 +254,6 @@ def _files_root(run: Run, timeout: float, started: float, options: dict[str, Any
 def _files_other(run: Run, timeout: float) -> dict[str, Any] | None:
     summary = run.run_dir / C.SUMMARY_FILENAME
     deadline = time.monotonic() + 2 * timeout + C.FINALIZE_BUILD_ALLOWANCE_S
-    root_file = run.run_dir / C.RANKS_DIRNAME / C.RANK_FILE_TEMPLATE.format(rank=0)
     root_deadline = time.monotonic() + timeout
     poller = _Poller(_FILE_POLL_MIN_S, _FILE_POLL_MAX_S)
     failed = run.run_dir / FINALIZE_FAILED_FILENAME
@@ -255,7 +262,8 @@ def _files_other(run: Run, timeout: float) -> dict[str, Any] | None:
             error = failed.read_text(encoding="utf-8", errors="replace").strip()
             return {"run_id": run.run_id, "ok": False, "error": error}
         now = time.monotonic()
-        if now >= deadline or (now >= root_deadline and _file_status(root_file) in (None, C.STATUS_RUNNING)):
+        root_gone = now >= root_deadline and _file_statuses(run, {0})[0] in (None, C.STATUS_RUNNING)
+        if now >= deadline or root_gone:
             _report(run, None, f"rank 0 wrote no summary within finalize_timeout_s={timeout:g} s")
             return None
         poller.idle()

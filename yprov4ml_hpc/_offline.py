@@ -15,7 +15,7 @@ from ._errors import ConfigError
 if TYPE_CHECKING:
     from ._merge._build import BuildResult
 
-__all__ = ["export", "merge"]
+__all__ = ["export", "fold_dead_ranks", "merge"]
 
 PathLike = str | os.PathLike[str]
 
@@ -47,7 +47,7 @@ def merge(
         raise ConfigError(f"prov_detail must be one of {C.PROV_DETAIL_CHOICES}, got {prov_detail!r}")
     from ._merge import build  # networkx: only when a merge runs
 
-    return build(
+    result = build(
         run_dirs,
         out,
         generated_by="merge",
@@ -59,6 +59,29 @@ def merge(
         consolidate=consolidate,
         workers=workers,
     )
+    if out is None:
+        dirs: Sequence[PathLike] = [run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else run_dirs
+        result.messages.extend(fold_dead_ranks(dirs))
+    return result
+
+
+def fold_dead_ranks(run_dirs: Sequence[PathLike]) -> list[str]:
+    """After an in-place merge: fold the journals of ranks that died into their .h5 files.
+
+    After the build, so that the merge describes the files as ``summary`` and ``info`` saw
+    them.  A journal whose writer may still be alive (a ``running`` rank on another host, or
+    whose process exists here) is left alone.  Returns a line for each journal not folded.
+    """
+    from ._fold import fold_ended_journals
+    from ._reader import scan_rank_files
+
+    lines: list[str] = []
+    for run_dir in run_dirs:
+        files = scan_rank_files(Path(run_dir) / C.RANKS_DIRNAME)
+        journals = [path for path in files.by_rank.values() if path.name.endswith(C.JOURNAL_SUFFIX)]
+        outcomes = fold_ended_journals(journals)
+        lines.extend(f"{name}: {outcome}" for name, outcome in outcomes if outcome != "folded")
+    return lines
 
 
 def export(run_dir: PathLike, format: str, out: PathLike | None = None) -> Path:

@@ -1,8 +1,16 @@
 """Run: one rank's view of a provenance run, from start_run to end_run.
 
-The hot path is :meth:`Run.log_metric`: a dict lookup, three memoryview stores, a clock
-read and an int increment.  Everything slow (validation of new series, coercion of odd
-values, flushing a full ring) lives in separate methods that the hot path calls rarely.
+The hot path is :meth:`Run.log_metric`: a thread check, a dict lookup, three memoryview
+stores, a clock read and an int increment.  Everything slow (validation of new series,
+coercion of odd values, handing a full half-ring to the journal writer) lives in separate
+methods that the hot path calls rarely.  No method of the training thread writes to disk:
+the journal writer thread (``_writer.py``) does, and ``end_run`` folds the journal into the
+HDF5 rank file (``_fold.py``).
+
+Threads: the thread that called ``start_run`` logs lock-free; any other thread logs through
+a lock into rings of its own (same series names), so N threads lose and duplicate nothing.
+Fork: a forked child (DataLoader worker, multiprocessing pool) never writes, flushes, closes
+or finalizes its parent's run; logging there raises RunStateError (see ``_forget_in_child``).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -32,12 +41,13 @@ from ._errors import (
     Yprov4mlError,
     Yprov4mlWarning,
 )
+from ._journal import encode_attrs, encode_record, json_default
 from ._launcher import LaunchInfo, detect_launch
-from ._lifecycle import ProcessHooks
+from ._lifecycle import ProcessHooks, block_for_fork, unblock_after_fork
 from ._names import check_name
 from ._rundir import check_label, create_run_dir
-from ._store import RankStore, json_default
 from ._values import coerce_metric_value, coerce_step, coerce_timestamp_ns, param_record_value
+from ._writer import JournalWriter
 
 if TYPE_CHECKING:
     from ._samplers import SamplerSet
@@ -45,7 +55,11 @@ if TYPE_CHECKING:
 __all__ = ["Run"]
 
 _time_ns = time.time_ns
-_MIN_RING = 64
+_get_ident = threading.get_ident
+_MIN_RING = 64  # points a ring holds at least (two halves), even past the memory budget
+_POINT_BYTES = 24
+# Runs of this process, so that a forked child can disown them (os.register_at_fork below).
+_LIVE_RUNS: weakref.WeakSet[Run] = weakref.WeakSet()
 
 
 _END_STATUSES = (C.STATUS_FINISHED, C.STATUS_FAILED, C.STATUS_KILLED)
@@ -106,6 +120,8 @@ class Run:
         # yProv4ML's start_run(metrics_file_type="csv"): CSV series written with the document.
         self.csv_metrics = False
         self.csv_separator = ","
+        if not isinstance(max_buffer_mb, (int, float)) or max_buffer_mb <= 0:
+            raise ConfigError(f"max_buffer_mb must be a number > 0, got {max_buffer_mb!r}")
         self._ring_budget = int(max_buffer_mb * (1 << 20))
         self.launch: LaunchInfo = detect_launch(rank, comm)
         self.run_id, self.run_dir = create_run_dir(
@@ -116,38 +132,61 @@ class Run:
         self.artifacts_dir = self.run_dir / C.ARTIFACTS_DIRNAME / f"rank_{self.rank:06d}"
         self.start_ns = _time_ns()
         self._start_perf = time.perf_counter()
-        self._buffers: dict[tuple[object, object], MetricBuffer] = {}
+        self._buffers: dict[tuple[object, object], MetricBuffer] = {}  # owner thread's rings
         self._series: dict[tuple[str, str], MetricBuffer] = {}
+        self._rings: list[MetricBuffer] = []  # every ring, in creation order (the writer drains them)
+        # Rings of threads other than the owner, behind one lock (see log_metric); an RLock so
+        # that a signal handler calling end_run on a thread that holds it cannot deadlock.
+        self._other_lock = threading.RLock()
+        self._other_buffers: dict[tuple[object, object], MetricBuffer] = {}
+        self._owner_ident = _get_ident()
+        self._pid = os.getpid()
         self._ring_bytes = 0
         self._other_calls = 0
         self._ended = False
+        self._closing = False
         self.status = C.STATUS_RUNNING
-        self._store = RankStore(
-            self.run_dir / C.RANKS_DIRNAME / C.RANK_FILE_TEMPLATE.format(rank=self.rank),
-            self._root_attrs(ignored or {}),
-        )
+        self._after_close: Callable[[], None] | None = None  # a signal that arrived during close
+        ranks_dir = self.run_dir / C.RANKS_DIRNAME
+        self.journal_path = ranks_dir / C.JOURNAL_FILE_TEMPLATE.format(rank=self.rank)
+        self.h5_path = ranks_dir / C.RANK_FILE_TEMPLATE.format(rank=self.rank)
+        self._warned: set[str] = set()
         try:
-            with self._store.locked():
-                self._write_or_raise(
-                    lambda: self._store.append_record(
-                        C.EVENTS_DATASET, {"event": "start", "time_ns": self.start_ns}
-                    )
-                )
-                self._write_or_raise(lambda: self._store.flush(time.perf_counter()))
-        except StorageError:
-            self._store.abandon()
-            raise
+            self._writer = JournalWriter(
+                self.journal_path,
+                {"schema": C.RANK_SCHEMA, "schema_version": C.RANK_SCHEMA_VERSION,
+                 **self._root_attrs(ignored or {})},
+                rings=lambda: list(self._rings),
+                counters=self._counter_attrs,
+                warn=self._warn_once,
+                flush_interval_s=self.flush_interval_s,
+                max_backlog_bytes=self._ring_budget,
+            )
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create rank journal {self.journal_path}: {exc}; check that the directory "
+                "is writable, that there is free space, and that no other job uses this run directory"
+            ) from exc
+        self._writer.enqueue(
+            encode_record(C.EVENTS_DATASET, self._record_text({"event": "start", "time_ns": self.start_ns}))
+        )
+        _LIVE_RUNS.add(self)
         self._hooks = ProcessHooks(self, install_signal_handlers)
         self._sampler = self._start_samplers(
             system_metrics_interval_s, gpu_ids, carbon, carbon_country_iso_code, carbon_region
         )
-        self._stop_timer = threading.Event()
-        self._timer: threading.Thread | None = None
-        if self.flush_interval_s > 0:
-            self._timer = threading.Thread(
-                target=self._flush_periodically, name="yprov4ml-hpc-flush", daemon=True
+        self._writer.flush()
+        problem = self._writer.report()
+        if problem is not None:  # no room even for the first frames: fail now, not at the end
+            self._ended = True
+            self._sampler.stop()
+            self._writer.stop(timeout=10.0)
+            self._hooks.uninstall()
+            _LIVE_RUNS.discard(self)
+            raise StorageError(
+                f"cannot write the new rank journal {self.journal_path}: {problem}; check free "
+                "space and quotas"
             )
-            self._timer.start()
 
     def _root_attrs(self, ignored: Mapping[str, object]) -> dict[str, object]:
         launch = self.launch
@@ -207,15 +246,7 @@ class Run:
             region=region,
         )
         sampler.start()
-        try:
-            with self._store.locked():
-                self._write_or_raise(lambda: self._store.set_attrs(self._sampler_attrs(sampler)))
-                self._write_or_raise(lambda: self._store.flush(time.perf_counter()))
-        except StorageError:
-            sampler.stop()
-            self._hooks.uninstall()
-            self._store.abandon()
-            raise
+        self._writer.enqueue(encode_attrs(self._sampler_attrs(sampler)))
         return sampler
 
     @staticmethod
@@ -249,6 +280,8 @@ class Run:
         timestamp: float | int | None = None,
     ) -> None:
         """Record one point of the series (key, context); ``step=None`` auto-increments."""
+        if _get_ident() != self._owner_ident:
+            return self._log_from_other_thread(key, value, context, step, timestamp)
         try:
             buf = self._buffers.get((key, context))
         except TypeError:  # unhashable key or context: let the slow path explain
@@ -256,8 +289,8 @@ class Run:
         if buf is None:
             buf = self._new_series(key, context)
         head = buf.head
-        if head - buf.tail >= buf.capacity:
-            self._flush_series(buf)
+        if head >= buf.due:
+            self._hand_off(buf)
         i = head % buf.capacity
         if value.__class__ is float:
             buf.value_view[i] = value
@@ -282,6 +315,10 @@ class Run:
         if not isinstance(metrics, Mapping):
             got = type(metrics).__name__
             raise ConfigTypeError(f"log_metrics takes a mapping of name -> value, got {got}")
+        if _get_ident() != self._owner_ident:
+            for key, value in metrics.items():
+                self._log_from_other_thread(key, value, context, step, None)
+            return
         # One clock read for the call: all its points share a timestamp.  A bad entry raises
         # after the entries before it were recorded.
         now = _time_ns()
@@ -295,14 +332,15 @@ class Run:
             self._append_point(buf, value, step, now)
 
     def _append_point(self, buf: MetricBuffer, value: object, step: object, time_ns: int) -> None:
-        """The ring producer, written once for the cold paths (log_metrics, the samplers).
+        """The ring producer, written once for the cold paths (log_metrics, the samplers, other
+        threads).
 
         ``log_metric`` inlines these same steps (a call costs ~60 ns on its hot path);
         tests/unit/test_ring_producer.py keeps the two equal in behaviour, errors included.
         """
         head = buf.head
-        if head - buf.tail >= buf.capacity:
-            self._flush_series(buf)
+        if head >= buf.due:
+            self._hand_off(buf)
         i = head % buf.capacity
         if value.__class__ is float:
             buf.value_view[i] = value
@@ -330,18 +368,46 @@ class Run:
         """The ring of (name, ctx), allocated on first use within the memory budget."""
         buf = self._series.get((name, ctx))
         if buf is None:
-            # A fixed budget for all rings: past it, new series get small rings, never more memory.
-            per_point = 24
-            remaining = max(self._ring_budget - self._ring_bytes, 0) // per_point
-            capacity = max(min(self.buffer_size, remaining), min(_MIN_RING, self.buffer_size))
-            buf = MetricBuffer(name, ctx, capacity)
-            self._ring_bytes += buf.nbytes()
+            buf = self._new_ring(name, ctx)
             self._series[(name, ctx)] = buf
         return buf
 
+    def _new_ring(self, name: str, ctx: str) -> MetricBuffer:
+        # A fixed budget for all rings: past it, new series get small rings, never more memory.
+        # A ring holds buffer_size points (as before the writer thread) in two halves: one
+        # fills while the writer copies the other out.
+        remaining = max(self._ring_budget - self._ring_bytes, 0) // (2 * _POINT_BYTES)
+        wanted = max((self.buffer_size + 1) // 2, 1)
+        half = max(min(wanted, remaining), min(_MIN_RING // 2, wanted))
+        buf = MetricBuffer(name, ctx, half, series_id=len(self._rings))
+        self._ring_bytes += buf.nbytes()
+        self._rings.append(buf)
+        return buf
+
+    def _log_from_other_thread(
+        self, key: str, value: float, context: object, step: int | None, timestamp: float | int | None
+    ) -> None:
+        """log_metric from a thread other than start_run's: one lock, rings of their own.
+
+        The lock makes these threads one producer for their rings, so the lock-free protocol
+        with the writer holds and every point is kept exactly once (in the order the lock
+        admitted them).  The owner thread never takes this lock: its hot path stays lock-free.
+        """
+        with self._other_lock:
+            self._check_open("log_metric")
+            try:
+                buf = self._other_buffers.get((key, context))
+            except TypeError:
+                buf = None
+            if buf is None:
+                buf = self._new_ring(check_name("metric name", key), context_name(context))
+                self._other_buffers[(key, context)] = buf
+            now = _time_ns() if timestamp is None else coerce_timestamp_ns(key, timestamp)
+            self._append_point(buf, value, step, now)
+
     def record_sample(self, name: str, value: float, context: str, step: int | None, time_ns: int) -> None:
         """Write path of the background samplers (one producer thread per series)."""
-        if not self._store.is_open:
+        if not self._writer.alive:
             return
         # Samplers pass valid names and string contexts; their final reads arrive during close().
         buf = self._series.get((name, context)) or self._series_buffer(name, context)
@@ -350,51 +416,50 @@ class Run:
     # --- flushing ----------------------------------------------------------------------------
     def log_calls(self) -> int:
         """Every API call that recorded something: metric points plus params, artifacts, ..."""
-        return sum(buf.head for buf in list(self._series.values())) + self._other_calls
+        return sum(buf.head for buf in list(self._rings)) + self._other_calls
 
-    def _flush_series(self, buf: MetricBuffer) -> None:
-        started = time.perf_counter()
-        with self._store.locked():
-            if not self._store.is_open:
+    def _counter_attrs(self) -> dict[str, object]:
+        return {"log_calls": self.log_calls(), "series": len(self._series) + len(self._other_buffers)}
+
+    def _hand_off(self, buf: MetricBuffer) -> None:
+        """A half of ``buf`` is full: give it to the writer; wait only if it is a ring behind."""
+        if os.getpid() != self._pid:
+            raise self._forked_error()
+        writer = self._writer
+        if buf.head - buf.tail >= buf.capacity:
+            if not writer.alive or not writer.wait_for_room(buf):
                 raise RunStateError("the run was closed (end_run or SIGTERM); start a new run")
-            self._write_or_raise(lambda: self._store.append_series(buf))
-            self._finish_flush(started, counters_always=False)
+        else:
+            writer.hand_off(buf)
+        # Never past tail + capacity: the slots beyond hold points the writer has not copied.
+        buf.due = min(buf.head + buf.half, buf.tail + buf.capacity)
 
     def flush(self) -> None:
-        """Write every buffered point to the rank file and flush it to the OS."""
-        started = time.perf_counter()
-        with self._store.locked():
-            if not self._store.is_open:
-                return
-            for buf in list(self._series.values()):
-                if buf.head != buf.tail:
-                    self._write_or_raise(lambda b=buf: self._store.append_series(b))
-            self._finish_flush(started)
+        """Write every buffered point to the rank journal now; StorageError if the disk refused.
 
-    def _finish_flush(self, started: float, counters_always: bool = True) -> None:
-        counters = None
-        if counters_always or self._store.counters_due():
-            counters = {"log_calls": self.log_calls(), "series": len(self._series)}
-        self._write_or_raise(lambda: self._store.flush(started, counters))
-        self._store.check_identity()  # one stat per flush: a deleted rank file is reported
+        (Logging never raises for disk trouble: it warns once and retries at the next flush.
+        This explicit call says so, because its caller asked for the data to be on disk.)
+        """
+        if self._ended or os.getpid() != self._pid:
+            return
+        self._writer.flush()
+        problem = self._writer.report()
+        if problem is not None:
+            raise StorageError(f"writing rank journal {self.journal_path} failed: {problem}")
 
-    def _write_or_raise(self, write: Any) -> Any:
-        try:
-            return write()
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise StorageError(
-                f"writing rank file {self._store.path} failed: {exc}; data flushed before this "
-                "point is safe (check free space and quotas)"
-            ) from exc
+    def _warn_once(self, message: str) -> None:
+        import warnings
 
-    def _flush_periodically(self) -> None:
-        """Timer thread: flush data older than flush_interval_s even if the loop went quiet."""
-        while not self._stop_timer.wait(self.flush_interval_s):
-            try:
-                if any(buf.head != buf.tail for buf in list(self._series.values())):
-                    self.flush()
-            except Exception as exc:  # noqa: BLE001 - a timer must never kill the process
-                self._hooks.warn_once("flush", f"background flush failed: {exc}")
+        from ._errors import Yprov4mlWarning
+
+        key = message.split(":", 1)[0]
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, Yprov4mlWarning, stacklevel=2)
+
+    @staticmethod
+    def _record_text(record: dict[str, object]) -> str:
+        return json.dumps(record, default=json_default, ensure_ascii=False)
 
     def _record(self, dataset: str, record: dict[str, object]) -> None:
         """Append a param/artifact/event record and flush, so it survives a crash."""
@@ -407,11 +472,9 @@ class Run:
                 f"{dataset} record {label!r}: a string in it contains {exc.object[exc.start : exc.end]!r}, "
                 "a lone surrogate that UTF-8 (and so the rank file) cannot store; pass valid Unicode text"
             ) from None
-        started = time.perf_counter()
-        with self._store.locked():
-            self._write_or_raise(lambda: self._store.append_record(dataset, record))
-            self._other_calls += 1
-            self._finish_flush(started)
+        self._writer.enqueue(encode_record(dataset, self._record_text(record)))
+        self._other_calls += 1
+        self._writer.flush()  # a record is on disk when the call returns (or kept and warned)
 
     # --- params, artifacts, models, datasets ------------------------------------------------------
     def log_param(
@@ -600,15 +663,32 @@ class Run:
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _check_open(self, what: str) -> None:
+        if os.getpid() != self._pid:
+            raise self._forked_error()
         if self._ended:
             raise RunStateError(
                 f"{what} after the run ended (status {self.status!r}); call start_run() first"
             )
 
+    def _forked_error(self) -> RunStateError:
+        return RunStateError(
+            f"this process ({os.getpid()}) was forked from the process that started the run "
+            f"({self._pid}): a forked child (DataLoader worker, multiprocessing pool, os.fork) never "
+            "writes to its parent's run; log from the parent, or call start_run() in the child "
+            "with its own rank= or run_id="
+        )
+
+    def _forget_in_child(self) -> None:
+        """os.register_at_fork hook, in the child: disown the parent's run without touching it."""
+        self._buffers = {}  # the next log_metric takes the slow path, which raises _forked_error
+        self._other_buffers = {}
+        self._writer.forget_after_fork()
+        self._hooks.forget_in_child()
+
     @property
     def rank_file(self) -> Path:
-        """This rank's file (``ranks/rank_NNNNNN.h5``)."""
-        return self._store.path
+        """This rank's file: the folded ``rank_NNNNNN.h5`` once it exists, else its journal."""
+        return self.h5_path if self.h5_path.exists() else self.journal_path
 
     @property
     def ended(self) -> bool:
@@ -626,6 +706,7 @@ class Run:
         create_card: bool = False,
         finalize_timeout_s: float | None = None,
         prov_detail: str | None = None,
+        fold: bool = True,
     ) -> Path:
         """End this run: close the rank file as ``status``, then write the job's document.
 
@@ -636,7 +717,9 @@ class Run:
         ``finalize_timeout_s`` for the others; they, having failed, do not wait for it).
         The options are ``end_run``'s; with the document, rank 0 also writes what
         yProv4ML's options promise (CSV series if start_run asked for them, ``card.json``,
-        an RO-Crate).  Ending an ended run does nothing.  Returns the run directory.
+        an RO-Crate).  ``fold=False`` (SIGTERM) leaves the complete journal for the reader
+        and ``merge`` to fold (see :meth:`close`).  Ending an ended run does nothing.  Returns
+        the run directory.
         """
         check_end_options(finalize_timeout_s=finalize_timeout_s, prov_detail=prov_detail)
         if status not in _END_STATUSES:
@@ -654,7 +737,7 @@ class Run:
         except Yprov4mlError as exc:  # a final value that cannot be a param must not lose the run
             warnings.warn(f"register_final_metric: {exc}", Yprov4mlWarning, stacklevel=2)
         try:
-            self.close(status, reason)
+            self.close(status, reason, fold=fold)
         finally:
             _slot.release(self)
         if finalize if finalize is not None else self.finalizes_when(status):
@@ -689,68 +772,78 @@ class Run:
 
     @property
     def writing_on_this_thread(self) -> bool:
-        """Whether this thread is inside a write of the rank file (a signal handler's question)."""
-        return self._store.held_by_current_thread() or (self._ended and self._store.is_open)
+        """Whether a signal handler must let a write finish first (a signal handler's question).
+
+        The training thread never writes the journal (the writer thread does); the one write
+        a signal can interrupt is the close (end_run, atexit, a user's signal handler), on this
+        thread or another, which must finish before the process may die.
+        """
+        return self._closing
 
     def after_write(self, action: Callable[[], None]) -> None:
-        """Run ``action`` once the write in progress on this thread releases the file."""
-        self._store.deferred = action
+        """Run ``action`` once the close in progress has finished (and skipped the fold: the
+        process is about to die, the complete journal is read and merged as it is)."""
+        self._after_close = action
 
-    def close(self, status: str, reason: str) -> None:
-        """Stop the timer, flush everything, mark the file with ``status`` and close it.
+    def close(self, status: str, reason: str, fold: bool = True) -> None:
+        """Flush everything, mark the journal with ``status``, stop the writer, fold into HDF5.
 
-        Safe to call twice and from the SIGTERM handler; later calls do nothing.
+        Safe to call twice and from a signal handler (a later call does nothing).  ``fold=False``
+        (SIGTERM) leaves the finished journal for the reader and ``merge`` to fold: the process
+        is about to die and the launcher may SIGKILL it soon.  Raises StorageError at the end
+        if some data could not be written (the run is ended anyway).
         """
         if self._ended:
             return
+        if os.getpid() != self._pid:
+            raise self._forked_error()
         self._ended = True
         self._buffers = {}  # a later log_metric takes the slow path, which raises RunStateError
+        self._closing = True
         self.status = status
-        self._stop_timer.set()
-        if self._timer is not None and self._timer is not threading.current_thread():
-            self._timer.join(timeout=max(self.flush_interval_s, 1.0) + 5.0)
+        with self._other_lock:  # a logging thread inside its write finishes it first
+            pass
         self._sampler.stop()  # its final energy reads land in the rings before the last drain
+        writer = self._writer
+        # Every point first, then the end frames: a kill between two writer cycles must never
+        # leave a final status over a journal that misses some of the points before it.
+        writer.flush()
         end_ns = _time_ns()
-        started = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            with self._store.locked():
-                try:
-                    self._write_final(status, reason, end_ns, started)
-                except (OSError, RuntimeError, ValueError) as exc:
-                    error = exc
-                try:
-                    self._store.close()
-                except (OSError, RuntimeError, ValueError) as exc:
-                    error = error or exc
-        finally:
-            self._hooks.uninstall()
-        if error is not None:
-            if isinstance(error, StorageError):
-                raise error
-            raise StorageError(
-                f"closing rank file {self._store.path} failed: {error}; data flushed before this "
-                "point is safe, the run is ended (check free space and quotas)"
-            ) from error
-
-    def _write_final(self, status: str, reason: str, end_ns: int, started: float) -> None:
-        """The last writes of close(): remaining points, the end event and the final attributes."""
-        if not self._store.is_open:
-            return
-        for buf in list(self._series.values()):
-            if buf.head != buf.tail:
-                self._write_or_raise(lambda b=buf: self._store.append_series(b))
         end_event = {"event": "end", "reason": reason, "status": status, "time_ns": end_ns}
-        self._write_or_raise(lambda: self._store.append_record(C.EVENTS_DATASET, end_event))
-        self._write_or_raise(lambda: self._store.set_attrs(self._sampler_attrs(self._sampler)))
+        writer.enqueue(encode_record(C.EVENTS_DATASET, self._record_text(end_event)))
         final = {
+            **self._sampler_attrs(self._sampler),
+            **self._counter_attrs(),
             "status": status,
             "prov_detail": self.prov_detail,
             "end_ns": end_ns,
             "wall_time_s": (end_ns - self.start_ns) / 1e9,
         }
-        self._write_or_raise(lambda: self._store.set_attrs(final))
-        self._finish_flush(started)
+        writer.enqueue(encode_attrs(final))
+        error: str | None = None
+        try:
+            writer.stop(timeout=60.0)
+            error = writer.report()
+            if error is None and fold and self._after_close is None:
+                from ._fold import fold_journal
+
+                try:
+                    fold_journal(self.journal_path)
+                except Exception as exc:  # noqa: BLE001 - the journal stays, complete and readable
+                    error = (
+                        f"folding the journal into {self.h5_path.name} failed ({type(exc).__name__}: "
+                        f"{exc}); the journal {self.journal_path.name} is complete and readable, "
+                        "`yprov4ml-hpc merge` folds it later"
+                    )
+        finally:
+            self._closing = False
+            _LIVE_RUNS.discard(self)
+            self._hooks.uninstall()
+            action, self._after_close = self._after_close, None
+            if action is not None:  # a SIGTERM that arrived during the close
+                action()
+        if error is not None:
+            raise StorageError(f"rank journal {self.journal_path}: {error}; the run is ended")
 
     def __enter__(self) -> Run:
         return self
@@ -771,3 +864,40 @@ class Run:
             f"Run(experiment={self.experiment!r}, run_id={self.run_id!r}, rank={self.rank}, "
             f"world_size={self.world_size}, status={self.status!r}, run_dir='{self.run_dir}')"
         )
+
+
+_fork_blocked = False
+
+
+def _quiesce_writers() -> None:
+    global _fork_blocked
+    runs = list(_LIVE_RUNS)
+    if runs:
+        _fork_blocked = block_for_fork()
+    for run in runs:
+        run._writer.before_fork()
+
+
+def _resume_writers() -> None:
+    global _fork_blocked
+    for run in list(_LIVE_RUNS):
+        run._writer.after_fork_in_parent()
+    if _fork_blocked:
+        _fork_blocked = False
+        unblock_after_fork()
+
+
+def _forget_runs_in_child() -> None:
+    global _fork_blocked
+    for run in list(_LIVE_RUNS):
+        run._forget_in_child()
+    _LIVE_RUNS.clear()
+    if _fork_blocked:
+        _fork_blocked = False
+        unblock_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_quiesce_writers, after_in_parent=_resume_writers, after_in_child=_forget_runs_in_child
+    )

@@ -6,33 +6,25 @@ import contextlib
 from collections.abc import Iterator
 
 import numpy as np
-import pytest
 
 from yprov4ml_hpc import RunData
-
-# What a SIGKILL inside HDF5's flush leaves behind today (BUG F23, reproduced exactly by
-# test_kill_during_flush.py): metadata that points past the superblock's end of file.
-F23_SIGNATURE = "addr overflow"
 
 
 @contextlib.contextmanager
 def known_kill_inside_flush(note: str) -> Iterator[None]:
-    """A random kill that happened to land inside a flush hits BUG F23: report it as that
-    known bug (xfail, with the seed in ``note``) instead of failing the random case."""
+    """Where a random kill lands: kept as the place to name the seed in ``note``.  There is no
+    known bug left to excuse (BUG F23, a kill inside an HDF5 flush, is fixed by the journal):
+    every exception fails the case."""
     try:
         yield
     except Exception as exc:
-        if F23_SIGNATURE in str(exc):
-            pytest.xfail(f"BUG F23 hit by a kill inside a flush ({note}): {exc}")
-        raise
+        raise AssertionError(f"{note}: {type(exc).__name__}: {exc}") from exc
 
 
 def check_problems(data: RunData, note: str) -> None:
-    """No rank file may be unreadable (except by the known BUG F23)."""
-    for _, why in data.problems:
-        if F23_SIGNATURE in why:
-            pytest.xfail(f"BUG F23 hit by a kill inside a flush ({note}): {why}")
+    """No rank file may be unreadable."""
     assert data.problems == [], f"{note}: {data.problems}"
+
 
 SERIES = (("loss", "training"), ("acc", "validation"))
 

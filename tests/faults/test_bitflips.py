@@ -1,6 +1,6 @@
 """Bit flips in a rank file (a bad disk, a bad copy): the reader reports, never crashes.
 
-The subject is a rank file written by the collector's own RankStore in several flushes, with
+The subject is a rank file folded by the collector's own fold from a journal of several flushes, with
 fixed attribute values so that its bytes, and so each flip's outcome, are the same on every
 run (``YPROV4ML_FAULTS_SEED`` changes the flips).  Each damaged copy is read by a child
 process the way users and tools read it (load_run + every series, param, artifact and event;
@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import json
 import random
 import shutil
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pytest
 from faults_harness import SEED_VAR, read_untrusted
 
-from yprov4ml_hpc._buffer import MetricBuffer
-from yprov4ml_hpc._store import RankStore
+from yprov4ml_hpc import _journal as J
+from yprov4ml_hpc._fold import fold_journal
 
 FIXED_SEED = 20240611  # the CI flips; YPROV4ML_FAULTS_SEED picks others
 ROOT_ATTRS: dict[str, object] = {
@@ -41,37 +41,36 @@ ROOT_ATTRS: dict[str, object] = {
 
 
 def write_fixed_rank_file(path: Path, rank: int = 0) -> None:
-    """A realistic rank file (3 series, params, artifacts, events, 6 flushes), byte-reproducible."""
-    store = RankStore(path, {**ROOT_ATTRS, "rank": rank})
-    buffers = [MetricBuffer(name, ctx, 1024) for name, ctx in
-               (("loss", "training"), ("acc", "validation"), ("gpu/power", "system"))]
+    """A realistic rank file (3 series, params, artifacts, events, 6 flushes), byte-reproducible:
+    the journal a run would write, folded by the collector's own fold (as end_run does)."""
+    frames = [J.encode_header({**ROOT_ATTRS, "schema": "yprov4ml_hpc/rank", "schema_version": 1,
+                               "rank": rank})]
+    series = (("loss", "training"), ("acc", "validation"), ("gpu/power", "system"))
     step = 0
     for flush in range(6):
-        with store.locked():
-            for k, buf in enumerate(buffers):
-                for i in range(400):
-                    slot = buf.head % buf.capacity
-                    buf.step[slot] = step + i
-                    buf.value[slot] = rank * 1e6 + k * 1e3 + (step + i) * 0.5
-                    buf.time_ns[slot] = 1_700_000_000_000_000_000 + (step + i) * 1_000_000
-                    buf.head += 1
-                store.append_series(buf)
-            store.append_record("events", {"event": "epoch", "epoch": flush, "time_ns": flush})
+        for k, (name, ctx) in enumerate(series):
             if flush == 0:
-                store.append_record("params", {"name": "lr", "value": 0.1, "type": "float"})
-                store.append_record("params", {"name": "cfg", "value": {"layers": [64, 64]}, "type": "dict"})
-                store.append_record("artifacts", {
-                    "name": "model.pt", "path": "artifacts/rank_000000/model.pt",
-                    "size": 10, "sha256": "0" * 64, "role": "output",
-                })
-            store.set_attrs({"log_calls": step, "series": 3})
-            store.flush(0.0)
+                frames.append(J.encode_series(k, name, ctx))
+            steps = np.arange(step, step + 400, dtype=np.int64)
+            frames.append(J.encode_points(k, steps, rank * 1e6 + k * 1e3 + steps * 0.5,
+                                          1_700_000_000_000_000_000 + steps * 1_000_000))
+        epoch = {"event": "epoch", "epoch": flush, "time_ns": flush}
+        frames.append(J.encode_record("events", json.dumps(epoch)))
+        if flush == 0:
+            lr = {"name": "lr", "value": 0.1, "type": "float"}
+            frames.append(J.encode_record("params", json.dumps(lr)))
+            frames.append(J.encode_record("params", json.dumps(
+                {"name": "cfg", "value": {"layers": [64, 64]}, "type": "dict"})))
+            frames.append(J.encode_record("artifacts", json.dumps({
+                "name": "model.pt", "path": "artifacts/rank_000000/model.pt",
+                "size": 10, "sha256": "0" * 64, "role": "output",
+            })))
+        frames.append(J.encode_attrs({"log_calls": step, "series": 3, "updated_ns": 0, "flush_time_s": 0.0}))
         step += 400
-    store.set_attrs({"status": "finished", "end_ns": 1_700_000_100_000_000_000})
-    store.close()
-    with h5py.File(path, "r+", locking=False) as handle:  # the two wall-clock facts of flush()
-        handle.attrs["updated_ns"] = 0
-        handle.attrs["flush_time_s"] = 0.0
+    frames.append(J.encode_attrs({"status": "finished", "end_ns": 1_700_000_100_000_000_000}))
+    journal = path.with_name(path.name.replace(".h5", ".journal"))
+    journal.write_bytes(b"".join(frames))
+    assert fold_journal(journal) == path
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,7 @@ def _delete_ranks_dir(run: prov4ml.Run) -> None:
 
 
 def _delete_rank_file(run: prov4ml.Run) -> None:
-    (run.run_dir / "ranks" / "rank_000000.h5").unlink()
+    (run.run_dir / "ranks" / "rank_000000.journal").unlink()  # a running rank writes its journal
 
 
 def _delete_save_dir(run: prov4ml.Run) -> None:
@@ -111,9 +111,10 @@ def test_deleted_mid_run_raises_only_storage_errors(tmp_path: Path, what: str) -
 
 @pytest.mark.parametrize("what", sorted(DELETIONS))
 def test_deleted_mid_run_is_reported(tmp_path: Path, what: str) -> None:
-    """The loss is reported: a later flush or end_run raises StorageError naming the rank file."""
+    """The loss is reported: a later flush or end_run raises StorageError naming the rank journal."""
     _, errors = _log_after_deletion(tmp_path, what)
-    assert any(isinstance(e, prov4ml.StorageError) and "rank_000000.h5" in str(e) for e in errors), errors
+    named = [e for e in errors if isinstance(e, prov4ml.StorageError) and "rank_000000.journal" in str(e)]
+    assert named, errors
 
 
 @pytest.mark.parametrize("what", ["run_dir", "save_dir"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,25 @@ def test_log_carbon_metrics_without_codecarbon_does_not_raise(tmp_path: Path) ->
     prov4ml.log_carbon_metrics(step=0)  # disabled: a no-op, never an error in the training loop
     prov4ml.log_metric("loss", 1.0)
     assert prov4ml.load_run(prov4ml.end_run()).series("loss").value.tolist() == [1.0]
+
+
+def test_a_run_shorter_than_the_interval_has_a_sample_at_start_and_at_end(tmp_path: Path) -> None:
+    """system_metrics_interval_s=3600 and a run of a moment: one psutil sample at start_run and
+    one at end_run (README promise), so even a short or SIGTERMed run keeps system metrics."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = prov4ml.start_run("short", provenance_save_dir=tmp_path, system_metrics_interval_s=3600,
+                                flush_interval_s=0, install_signal_handlers=False)
+        started = time.time_ns()
+        prov4ml.log_metric("loss", 1.0)
+        ended = time.time_ns()
+        prov4ml.end_run()
+    data = prov4ml.load_run(run.run_dir)
+    system = [key for key in data.series_keys() if key[1] == "system"]
+    assert system, data.series_keys()
+    for name, context, rank in system:
+        times = data.series(name, context, rank).time_ns
+        assert len(times) == 2, (name, times)
+        assert times[0] <= started and times[1] >= ended, (name, times, started, ended)

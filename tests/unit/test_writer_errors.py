@@ -51,12 +51,14 @@ def test_deleted_rank_file_is_reported_and_run_ends(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run = prov4ml.start_run("d", provenance_save_dir=tmp_path, **QUIET)
-        (run.run_dir / "ranks" / "rank_000000.h5").unlink()
-        prov4ml.log_metric("m", 1.0)
-        with pytest.raises(prov4ml.StorageError, match=r"rank_000000\.h5"):
+        # A running rank writes its journal; the .h5 appears at end_run.
+        (run.run_dir / "ranks" / "rank_000000.journal").unlink()
+        prov4ml.log_metric("m", 1.0)  # never raises for disk trouble
+        with pytest.raises(prov4ml.StorageError, match=r"rank_000000\.journal.*gone"):
             run.flush()
-        with pytest.raises(prov4ml.StorageError, match=r"rank_000000\.h5"):
+        with pytest.raises(prov4ml.StorageError, match=r"rank_000000\.journal.*gone"):
             prov4ml.end_run()
+    assert not (run.run_dir / "ranks" / "rank_000000.h5").exists()  # nothing folded from a lost journal
     assert prov4ml.active_run() is None and run.ended
 
 

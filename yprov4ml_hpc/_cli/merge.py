@@ -139,6 +139,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {extra}")
     for message in result.messages:
         print(message, file=sys.stderr)
+    if args.output is None:
+        # In place: a rank that died left a journal; fold it now, as the public merge() does.
+        from .._offline import fold_dead_ranks
+
+        for line in fold_dead_ranks(args.run_dirs):
+            print(line, file=sys.stderr)
     return 0
 
 

@@ -20,15 +20,17 @@ Storage contract (for whoever changes the on-disk layout)
 ---------------------------------------------------------
 All file access goes through exactly two functions in :mod:`._access`:
 
-(a) :func:`scan_rank_files` maps the names in ``ranks/`` to ranks (``rank_(\\d{6,})\\.h5``);
+(a) :func:`scan_rank_files` maps the names in ``ranks/`` to ranks: ``rank_NNNNNN.h5`` (a
+    closed rank) and ``rank_NNNNNN.journal`` (a running or killed rank's append-only
+    journal, see ``_journal.py``); the .h5 wins when both exist;
 (b) :func:`open_rank_file` is the single safe open (regular file only, ``locking=False``,
-    failures wrapped as DamagedRunError) and yields an ``h5py.File``.
+    failures wrapped as DamagedRunError) and yields an ``h5py.File``: the .h5 itself, or the
+    journal folded into an in-memory HDF5 file (core driver) by the same function that
+    writes the .h5 at close (``_fold.write_layout``).
 
-Everything above them reads the HDF5 layout of DESIGN section 4 from that handle.  A storage
-that keeps a running rank's data elsewhere (e.g. an append-only journal
-``ranks/rank_NNNNNN.journal`` folded into ``rank_NNNNNN.h5`` at close) changes only these two:
-(a) also recognises the journal, (b) folds it into an in-memory ``h5py.File`` (core driver)
-with the same layout; nothing else in the package opens a rank file.
+Everything above them reads the HDF5 layout of DESIGN section 4 from that handle, so
+finished, running and crashed ranks are read by one code path; nothing else in the package
+opens a rank file.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import _constants as C
 from .._errors import DamagedRunError
-from ._access import open_rank_file, rank_of_file_name
+from ._access import open_rank_file, opened_file, rank_of_file_name
 from ._records import RankAttrs, RankMeta, SeriesMeta, SeriesStats, decode_attrs
 
 __all__ = ["MAX_WORLD_SIZE", "read_rank_attrs", "read_rank_meta", "read_series_arrays"]
@@ -175,15 +175,16 @@ def read_rank_meta(path: Path, *, stats: bool = False) -> RankMeta:
                 for key in ctx_group:
                     series.append(_series(_member(ctx_group, key, h5py.Group), handle if stats else None))
             records = {name: _records(handle, name) for name in _RECORD_KEYS}
+            source, file_bytes = opened_file(handle, path)  # a journal's .h5, if folded since
             return RankMeta(
                 rank=attrs.rank,
-                path=path,
+                path=source,
                 attrs=attrs,
                 params=records[C.PARAMS_DATASET],
                 artifacts=records[C.ARTIFACTS_DATASET],
                 events=records[C.EVENTS_DATASET],
                 series=tuple(series),
-                file_bytes=path.stat().st_size,
+                file_bytes=file_bytes,
             )
     except Exception as exc:  # anything a crafted or damaged file provokes in h5py/numpy/json
         raise _wrap(path, exc) from exc

@@ -104,6 +104,8 @@ class SamplerSet:
             if self._thread is not None or self._stopped:
                 return
             self._open()
+            if self._interval_s > 0:  # one sample at start_run, whatever the interval
+                self._record_cheap(None, None, self._clock_ns())
             if self._interval_s <= 0 and self._carbon is None:
                 self._read_energy()  # no thread: take the energy baseline here
                 return
@@ -160,8 +162,9 @@ class SamplerSet:
         with self._lock:
             self._finalizing = True
             try:
+                # ... and one at the end, whatever the interval (unless stop() interrupted a
+                # sample on this thread: that sample is the last one, its readers are mid-call)
                 if self._opened and self._interval_s > 0 and not interrupted_a_sample:
-                    # The last window's readings: a run shorter than one interval gets a sample.
                     self._record_cheap(None, None, self._clock_ns())
                 if self._opened:
                     self._read_energy()
@@ -257,15 +260,10 @@ class SamplerSet:
             if self._last_energy_ns is None and not self._stopped:
                 self._read_energy()
         if self._carbon is not None:
+            # codecarbon's start takes 1-2 s (more under load): on a thread of its own, so the
+            # psutil/NVML ticks below never wait for it.
             self._carbon_starting = True
-            try:
-                why = self._guarded(self._carbon.start)
-            finally:
-                self._carbon_starting = False
-            if why:
-                with self._lock:
-                    self._info["carbon"] = f"{_carbon.CARBON_FAILED}: {why}"
-                self._warn_once("codecarbon", why)
+            threading.Thread(target=self._start_carbon, name=f"{THREAD_NAME}-carbon", daemon=True).start()
         interval = self._interval_s
         if interval <= 0:
             return
@@ -273,6 +271,17 @@ class SamplerSet:
         while not self._stop_event.wait(max(deadline - time.monotonic(), 0.0)):
             self._guarded(self._tick)
             deadline = max(deadline + interval, time.monotonic())  # skip ticks after a stall
+
+    def _start_carbon(self) -> None:
+        assert self._carbon is not None
+        try:
+            why = self._guarded(self._carbon.start)
+        finally:
+            self._carbon_starting = False
+        if why:
+            with self._lock:
+                self._info["carbon"] = f"{_carbon.CARBON_FAILED}: {why}"
+            self._warn_once("codecarbon", why)
 
     def _tick(self) -> None:
         """One periodic sample: cheap readings, energy at <= 1 Hz, codecarbon's totals."""

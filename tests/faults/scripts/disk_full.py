@@ -14,6 +14,10 @@ Prints one JSON object per line on stdout (a pipe: the file-size limit does not 
 MODE ``flush``: log batches of 1000 points of two series and flush each, until a flush fails.
 MODE ``start``: start_run only (the limit is too small for even the new rank file).
 MODE ``artifact``: log one artifact (ARTIFACT, larger than the limit) after a small flush.
+MODE ``train``: log 100,000 steps of two series with log_metric only (max_buffer_mb=1), never
+  calling flush: logging must not raise; prints {"logged": N, "warnings": [...]}.
+MODE ``recover``: like ``train`` with 30,000 steps and the default memory bound, then raise
+  the (soft) limit as if space had been freed: end_run writes everything.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ if __name__ == "__main__":
     # What a full disk looks like to write(): EFBIG here, ENOSPC there; both an OSError.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     _limit = int(sys.argv[1])
-    resource.setrlimit(resource.RLIMIT_FSIZE, (_limit, _limit))
+    _hard = resource.RLIM_INFINITY if sys.argv[3] == "recover" else _limit
+    resource.setrlimit(resource.RLIMIT_FSIZE, (_limit, _hard))
 
 import yprov4ml_hpc as prov4ml
 
@@ -42,16 +47,47 @@ def describe(where: str, exc: BaseException) -> None:
         yprov4ml=isinstance(exc, prov4ml.Yprov4mlError))
 
 
+def train(steps: int, recover: bool) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        logged = 0
+        try:
+            for step in range(steps):
+                prov4ml.log_metric("loss", step * 0.5, context="training", step=step)
+                prov4ml.log_metric("acc", -float(step), context="validation", step=step)
+                logged = step + 1
+        except Exception as exc:
+            describe("log_metric", exc)
+        if recover:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        try:
+            prov4ml.end_run()
+            say(end_run="ok")
+        except Exception as exc:
+            say(end_run="error", type=type(exc).__name__, message=str(exc),
+                yprov4ml=isinstance(exc, prov4ml.Yprov4mlError))
+    say(logged=logged, warnings=[str(w.message) for w in caught if "journal" in str(w.message)])
+    say(exit="clean")
+
+
 def main() -> None:
     save_dir, mode = sys.argv[2], sys.argv[3]
     try:
-        run = prov4ml.start_run("full", provenance_save_dir=save_dir, buffer_size=4096, flush_interval_s=0)
+        run = prov4ml.start_run(
+            "full", provenance_save_dir=save_dir, buffer_size=4096, flush_interval_s=0,
+            max_buffer_mb=1 if mode == "train" else 256,
+        )
     except Exception as exc:
         describe("start", exc)
         say(exit="clean")
         return
     say(run_dir=str(run.run_dir))
     prov4ml.log_param("lr", 0.001)
+    if mode in ("train", "recover"):
+        train(100_000 if mode == "train" else 30_000, recover=mode == "recover")
+        return
     flushed = 0
     try:
         if mode == "artifact":

@@ -1,0 +1,166 @@
+"""The tail of ``log_metric``: does the training thread ever wait for the disk?
+
+Every call is timed on its own (``perf_counter_ns`` before and after, stored in a preallocated
+array): 10 series filling together (one call per series per step, as a training loop logs its
+metrics), ``--calls`` calls in all.  Reported: p50, p99, p99.9, p99.99, max and mean (ns), with
+the timer's own cost measured the same way (``floor``).
+
+Before and after in one run: ``--baseline REF`` (a git commit, default the last commit before
+the journal) is exported with ``git archive`` into a temporary folder and measured in a child
+process with that package on ``PYTHONPATH``; the working tree is measured the same way.  The
+two alternate ``--rounds`` times and each figure is the median over rounds.
+
+Also reported for the current tree: bytes on disk per point (journal before the fold, .h5
+after) and the writer's throughput (points per second of writer time).
+
+usage: python benchmarks/bench_tail.py [--calls 10000000] [--rounds 1] [--baseline 6555d37]
+                                       [--out results/tail.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import machine_info, median, write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+SERIES = 10
+DEFAULT_BASELINE = "6555d37"  # the last commit that wrote HDF5 from the training thread
+
+
+def _child(calls: int, save: str) -> dict[str, Any]:
+    """Measure in this process (the package on sys.path is the one being measured)."""
+    import numpy as np
+
+    import yprov4ml_hpc as prov
+
+    run = prov.start_run(
+        "bench_tail", provenance_save_dir=save, system_metrics_interval_s=0, install_signal_handlers=False
+    )
+    log = run.log_metric
+    keys = [f"metric_{k}" for k in range(SERIES)]
+    lat = np.zeros(calls, dtype=np.int64)
+    view = lat.data
+    pc = time.perf_counter_ns
+    floor = np.zeros(min(calls, 1_000_000), dtype=np.int64)
+    for j in range(floor.shape[0]):  # the timer pair alone
+        t0 = pc()
+        floor[j] = pc() - t0
+    steps = calls // SERIES
+    j = 0
+    started = time.perf_counter()
+    for step in range(steps):
+        for key in keys:
+            t0 = pc()
+            log(key, 0.5, "training", step)
+            view[j] = pc() - t0
+            j += 1
+    loop_s = time.perf_counter() - started
+    lat = lat[:j]
+    out: dict[str, Any] = {"calls": j, "loop_s": loop_s, "floor": _stats(floor), "log_metric": _stats(lat)}
+    # the 10 worst calls and where they fell (a flush of every ring at one step shows as a cluster)
+    worst = np.argsort(lat)[-10:][::-1]
+    out["worst"] = [{"call": int(i), "step": int(i) // SERIES, "ns": int(lat[i])} for i in worst]
+    ranks = Path(run.run_dir) / "ranks"
+    writer = getattr(run, "_writer", None)
+    if writer is not None:
+        writer.flush()
+        journal = sum(p.stat().st_size for p in ranks.glob("*.journal"))
+        out["journal_bytes_per_point"] = journal / j
+        out["writer_points_per_s"] = writer.points / writer.flush_time_s if writer.flush_time_s else None
+        out["writer_flush_time_s"] = writer.flush_time_s
+    started = time.perf_counter()
+    prov.end_run()
+    out["end_run_s"] = time.perf_counter() - started
+    out["h5_bytes_per_point"] = sum(p.stat().st_size for p in ranks.glob("*.h5")) / j
+    return out
+
+
+def _stats(values: Any) -> dict[str, float]:
+    import numpy as np
+
+    pct = np.percentile(values, [50, 99, 99.9, 99.99])
+    return {
+        "p50": float(pct[0]), "p99": float(pct[1]), "p99.9": float(pct[2]), "p99.99": float(pct[3]),
+        "max": float(values.max()), "mean": float(values.mean()),
+    }
+
+
+def _export(ref: str, into: Path) -> Path:
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "yprov4ml_hpc"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def _measure(pythonpath: Path, calls: int, save: Path) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(pythonpath), "YPROV4ML_HPC_CARBON": "0"}
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", str(calls), str(save)],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench(calls: int, rounds: int, baseline: str) -> dict[str, Any]:
+    results: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory(prefix="bench_tail_") as tmp:
+        (Path(tmp) / "baseline").mkdir()
+        base = _export(baseline, Path(tmp) / "baseline")
+        for r in range(rounds):
+            order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
+            for which in order:
+                path = base if which == "before" else ROOT
+                results[which].append(_measure(path, calls, Path(tmp) / f"{which}{r}"))
+    summary: dict[str, Any] = {}
+    for which, runs in results.items():
+        summary[which] = {
+            key: median([run["log_metric"][key] for run in runs])
+            for key in ("p50", "p99", "p99.9", "p99.99", "max", "mean")
+        }
+        summary[which]["floor_p50"] = median([run["floor"]["p50"] for run in runs])
+    after = results["after"]
+    for key in ("journal_bytes_per_point", "h5_bytes_per_point", "writer_points_per_s", "end_run_s"):
+        values = [run[key] for run in after if run.get(key) is not None]
+        summary["after"][key] = median(values) if values else None
+    summary["before"]["h5_bytes_per_point"] = median([run["h5_bytes_per_point"] for run in results["before"]])
+    summary["before"]["end_run_s"] = median([run["end_run_s"] for run in results["before"]])
+    return {"baseline": baseline, "calls": calls, "rounds": rounds, "series": SERIES,
+            "summary": summary, "runs": results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        print(json.dumps(_child(int(argv[1]), argv[2])))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=10_000_000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="git ref measured as 'before'")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    res: dict[str, Any] = {"benchmark": "tail", "machine": machine_info(), "argv": sys.argv}
+    res.update(bench(args.calls, args.rounds, args.baseline))
+    res["seconds"] = time.perf_counter() - started
+    write_json(args.out, res)
+    for which in ("before", "after"):
+        s = res["summary"][which]
+        print(f"{which:6s} " + "  ".join(f"{k}={v:,.0f}" if isinstance(v, float) and v > 10 else f"{k}={v}"
+                                         for k, v in s.items()), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Live reader: read a run directory again and again while its job writes, until it ends.
+
+usage: live_reader.py RUN_DIR WORLD_SIZE MIN_READS
+Each read is load_run plus every series of every rank (and their values checked: an exact
+prefix of what the job logs).  Stops once summary.json exists and MIN_READS reads were made.
+Prints {"reads": n, "problems": [...up to 10], "bad_values": [...], "final": {...}}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import yprov4ml_hpc as prov4ml
+
+
+def main() -> None:
+    run_dir, world, min_reads = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    reads, problems, bad = 0, [], []
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        done = (run_dir / "summary.json").exists()
+        try:
+            data = prov4ml.load_run(run_dir)
+        except prov4ml.StorageError:
+            time.sleep(0.01)  # no rank file yet
+            continue
+        reads += 1
+        for name, reason in data.problems:
+            problems.append(f"{name}: {reason}"[:300])
+        for name, context, rank in data.series_keys():
+            if context not in ("training", "validation"):
+                continue
+            try:
+                series = data.series(name, context, rank)
+            except Exception as exc:
+                problems.append(f"rank {rank} {name}: {type(exc).__name__}: {exc}"[:300])
+                continue
+            sign = 0.5 if name == "loss" else -1.0
+            expected = np.arange(len(series))
+            if not (np.array_equal(series.step, expected) and np.array_equal(series.value, expected * sign)):
+                bad.append(f"rank {rank} {name}: {len(series)} points not a prefix")
+        if done and reads >= min_reads:
+            break
+    final = prov4ml.load_run(run_dir)
+    print(json.dumps({
+        "reads": reads, "problems": problems[:10], "n_problems": len(problems), "bad_values": bad[:10],
+        "final": {"statuses": [r.status for r in final.ranks], "problems": final.problems,
+                  "files": sorted(p.name for p in (run_dir / "ranks").iterdir())},
+        "world": world,
+    }))
+
+
+if __name__ == "__main__":
+    main()

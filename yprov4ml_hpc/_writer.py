@@ -1,0 +1,415 @@
+"""JournalWriter: the one thread that writes a rank's journal, so the training thread never does.
+
+The training thread hands work over without I/O and without locks: a ring whose half is full
+goes onto ``_due`` (a deque append), an encoded record or attribute frame onto ``_frames``,
+then one byte into a non-blocking wake-up pipe.  The writer copies the points out of the
+rings into frames and appends them with plain ``os.write`` (which releases the GIL: a
+background h5py write would hold it for milliseconds).
+
+Waiting (``flush()``, a ring the writer is a whole ring behind on) polls a second pipe with
+``select`` and a short timeout, never a lock: a signal handler that interrupts a wait and
+calls ``end_run()`` (Slurm's ``--signal=USR1`` pattern) waits the same way, and no lock held
+by the interrupted frame can deadlock it.
+
+Disk trouble never reaches the training thread.  A failing write warns once (file and
+reason), truncates the journal back to the end of its last good frame, keeps the frames in
+memory (``backlog``, bounded by ``max_buffer_mb``: past it new point batches are dropped
+and counted, the oldest data is kept) and retries at the next cycle; :meth:`report` says
+what was not written.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from ._buffer import MetricBuffer
+from ._journal import encode_attrs, encode_header, encode_series, points_frame_parts
+
+__all__ = ["JournalWriter"]
+
+# Counter attributes (log_calls, points, ...) ride along a hand-off cycle at most this often;
+# timer flushes, explicit flushes and close always write them.
+_COUNTERS_MAX_AGE_S = 1.0
+# How long a waiter sleeps in select() before looking again (a wake-up byte may have been
+# consumed by another waiter, e.g. a signal handler's end_run nested in an interrupted flush).
+_WAIT_POLL_S = 0.05
+
+
+def _publish(temp: Path, path: Path) -> None:
+    """Give ``temp`` its real name without ever replacing a file there (another job's)."""
+    try:
+        os.link(temp, path)  # fails if ``path`` exists: never append to another job's journal
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename (not atomic there)
+        if os.path.lexists(path):
+            raise FileExistsError(f"{path} already exists") from None
+        os.rename(temp, path)
+        return
+    os.unlink(temp)
+
+
+class JournalWriter:
+    """Owns the journal's file descriptor and the background thread that appends to it."""
+
+    def __init__(
+        self,
+        path: Path,
+        header: Mapping[str, object],
+        *,
+        rings: Callable[[], Iterable[MetricBuffer]],
+        counters: Callable[[], Mapping[str, object]],
+        warn: Callable[[str], None],
+        flush_interval_s: float,
+        max_backlog_bytes: int,
+    ) -> None:
+        """Create the journal and write its header frame now (raises OSError if it cannot)."""
+        self.path = path
+        self._rings = rings
+        self._counters = counters
+        self._warn = warn
+        self._interval = flush_interval_s if flush_interval_s > 0 else None
+        self._max_backlog = max(max_backlog_bytes, 1 << 20)
+        # The header is written under a temporary name (a leading dot: no reader matches it)
+        # and the file is then linked to its real name, so a journal that readers can see
+        # always starts with a complete header, even if the rank dies inside start_run.
+        # O_APPEND: after a truncation back to the last good frame, the next write lands there.
+        temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self._fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        try:
+            frame = encode_header(header)
+            self._write_all(frame)
+            _publish(temp, path)
+            stat = os.fstat(self._fd)
+        except BaseException:
+            os.close(self._fd)
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+        self.identity = (stat.st_dev, stat.st_ino)
+        self.good_bytes = len(frame)
+        self._due: collections.deque[MetricBuffer] = collections.deque()
+        self._frames: collections.deque[bytes] = collections.deque()
+        self._backlog: collections.deque[tuple[bytes, int]] = collections.deque()  # (frame, points)
+        self._backlog_bytes = 0
+        self._defined: set[int] = set()  # series ids whose SERIES frame is in the backlog or on disk
+        # Wake-ups travel over socket pairs (send/recv), not pipes: write(2) is then only ever
+        # the journal's (and the user's), which keeps a syscall trace of a flush deterministic
+        # for the kill-at-every-write fault test.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._done_r, self._done_w = socket.socketpair()
+        for sock in (self._wake_r, self._wake_w, self._done_r, self._done_w):
+            sock.setblocking(False)
+        self._flush_requested = 0
+        self._flush_done = 0
+        self.cycles = 0
+        self._stopping = False
+        self._idle = False
+        # Held by the writer through each cycle and by a thread that forks (see fork_guard):
+        # a child must never be forked in the middle of a write (it hung pool workers here).
+        self._cycle_lock = threading.Lock()
+        self._fork_held = False
+        self._counters_at = 0.0
+        # accounting, read by the run's counters and its report
+        self.flushes = 0
+        self.flush_time_s = 0.0
+        self.bytes_written = len(frame)
+        self.points = 0
+        self.points_dropped = 0
+        self.error: str | None = None  # the latest write failure, None once writes succeed again
+        self.gone: str | None = None  # the journal was deleted or replaced: its data is lost
+        self.errors = 0
+        self._tail_dirty = False  # a failed write left bytes after good_bytes that must go first
+        self._dropping = False  # batches are being dropped (see _push)
+        self._thread = threading.Thread(target=self._loop, name="yprov4ml-hpc-writer", daemon=True)
+        self._thread.start()
+
+    # --- called by producers (training thread, samplers, signal handlers) ---------------------
+    def hand_off(self, ring: MetricBuffer) -> None:
+        """A ring's half is full: queue it for the writer (no lock; a syscall only if it sleeps)."""
+        self._due.append(ring)
+        if self._idle:  # a busy writer looks at _due again before it sleeps (see _loop)
+            self._wake()
+
+    def enqueue(self, frame: bytes) -> None:
+        """Queue an encoded record or attribute frame."""
+        self._frames.append(frame)
+        self._wake()
+
+    def request_flush(self) -> int:
+        """Ask for a cycle that drains every ring and frame; returns the ticket to wait for."""
+        self._flush_requested += 1
+        ticket = self._flush_requested
+        self._wake()
+        return ticket
+
+    def wait(self, done: Callable[[], bool]) -> bool:
+        """Poll until ``done()`` or the writer thread has ended; returns ``done()``."""
+        while not done():
+            if not self._thread.is_alive():
+                return done()
+            with contextlib.suppress(InterruptedError, ValueError, OSError):
+                select.select([self._done_r], [], [], _WAIT_POLL_S)
+                with contextlib.suppress(BlockingIOError):
+                    self._done_r.recv(4096)
+        return True
+
+    def flush(self) -> bool:
+        """Drain everything now and wait for it; False if the writer thread is gone."""
+        ticket = self.request_flush()
+        return self.wait(lambda: self._flush_done >= ticket)
+
+    def wait_for_room(self, ring: MetricBuffer) -> bool:
+        """Block until the writer has drained some of a completely full ``ring``."""
+        self.hand_off(ring)
+        return self.wait(lambda: ring.head - ring.tail < ring.capacity)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Drain everything, then end the thread and close the journal."""
+        ticket = self.request_flush()
+        self._stopping = True
+        self._wake()
+        self.wait(lambda: self._flush_done >= ticket and not self._thread.is_alive())
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        if not self._thread.is_alive():
+            for sock in (self._wake_r, self._wake_w, self._done_r, self._done_w):
+                sock.close()
+
+    def before_fork(self) -> None:
+        """os.register_at_fork(before=...): wait for the cycle in progress (bounded) to end."""
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._fork_held = self._cycle_lock.acquire(timeout=5.0)
+
+    def after_fork_in_parent(self) -> None:
+        if self._fork_held:
+            self._fork_held = False
+            self._cycle_lock.release()
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop everything, never write (the parent owns the journal)."""
+        self._due.clear()
+        self._frames.clear()
+        self._backlog.clear()
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        for sock in (self._wake_r, self._wake_w, self._done_r, self._done_w):
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def report(self) -> str | None:
+        """What could not be written, in words, or None when everything is on disk."""
+        parts = []
+        if self._backlog:
+            points = sum(n for _, n in self._backlog)
+            parts.append(f"{len(self._backlog)} frames ({points} points) still unwritten")
+        if self.points_dropped:
+            parts.append(f"{self.points_dropped} points dropped (unwritten backlog over max_buffer_mb)")
+        if self.gone is not None:
+            parts.insert(0, f"the journal is lost: {self.gone}")
+        if not parts and self.error is None:
+            return None
+        reason = f" (last error: {self.error})" if self.error and self.error != self.gone else ""
+        return f"{'; '.join(parts) or 'a write failed'}{reason}"
+
+    # --- the writer thread -------------------------------------------------------------------
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):  # a full pipe is already awake
+            self._wake_w.send(b"\0")
+
+    def _loop(self) -> None:
+        last_full = time.monotonic()
+        while True:
+            self._idle = True
+            # Re-check after publishing _idle: a producer that saw _idle False did not wake us.
+            if not (self._due or self._frames or self._flush_requested > self._flush_done or self._stopping):
+                with contextlib.suppress(InterruptedError, OSError, ValueError):
+                    select.select([self._wake_r], [], [], self._interval)
+            self._idle = False
+            with contextlib.suppress(BlockingIOError, OSError):
+                self._wake_r.recv(4096)
+            target, stopping = self._flush_requested, self._stopping
+            now = time.monotonic()
+            full = target > self._flush_done or stopping or (
+                self._interval is not None and now - last_full >= self._interval
+            )
+            with self._cycle_lock:
+                try:
+                    self._cycle(full)
+                except Exception as exc:  # noqa: BLE001 - the writer must outlive any bad batch
+                    self._failed(f"{type(exc).__name__}: {exc}")
+            if full:
+                last_full = now
+                self._flush_done = max(self._flush_done, target)
+            self.cycles += 1
+            with contextlib.suppress(BlockingIOError, OSError):
+                self._done_w.send(b"\0")
+            if stopping and self._flush_done >= self._flush_requested:
+                break
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+    def _cycle(self, full: bool) -> None:
+        started = time.perf_counter()
+        rings: Iterable[MetricBuffer]
+        if full:
+            self._due.clear()
+            rings = [r for r in self._rings() if r.head != r.tail]
+        else:
+            rings = []
+            while self._due:
+                rings.append(self._due.popleft())
+        for ring in rings:
+            self._take(ring)
+        while self._frames:
+            self._push(self._frames.popleft(), 0)
+        if full or started - self._counters_at >= _COUNTERS_MAX_AGE_S:
+            self._counters_at = started
+            self.flushes += 1
+            self._push(encode_attrs(self._counter_attrs()), 0)
+        elif rings:
+            self.flushes += 1
+        if full:
+            self._check_identity()
+        self._write_backlog()
+        self.flush_time_s += time.perf_counter() - started
+
+    def _counter_attrs(self) -> dict[str, object]:
+        return {
+            **self._counters(),
+            "flushes": self.flushes,
+            "points": self.points,
+            "bytes_written": self.bytes_written,
+            "updated_ns": time.time_ns(),
+            "flush_time_s": self.flush_time_s,
+        }
+
+    def _take(self, ring: MetricBuffer) -> None:
+        """Write a ring's pending points, then release them to the producer.
+
+        Normally straight from the ring with ``os.writev`` (no copy, and little time holding
+        the GIL, which the training thread needs); when earlier frames are still waiting
+        (disk trouble) the points are copied into the backlog behind them, in order.
+        """
+        head, pieces = ring.pending_slices()
+        if not pieces:
+            return
+        if ring.series_id not in self._defined:
+            self._defined.add(ring.series_id)
+            self._push(encode_series(ring.series_id, ring.name, ring.context), 0)
+        if self._backlog:
+            self._write_backlog()
+        n = head - ring.tail
+        if self._dropping:  # the disk is still full and batches were dropped: keep a prefix
+            self.points_dropped += n
+            ring.tail = head
+            return
+        parts = points_frame_parts(ring.series_id, [ring.step[p] for p in pieces],
+                                   [ring.value[p] for p in pieces], [ring.time_ns[p] for p in pieces])
+        if self._backlog or self._tail_dirty:
+            self._push(b"".join(parts), n)
+        else:
+            size = sum(len(part) for part in parts)
+            try:
+                self._writev_all(parts, size)
+            except OSError as exc:
+                self._cut_back(exc)
+                self._push(b"".join(parts), n)
+            else:
+                self.good_bytes += size
+                self.bytes_written += size
+                self.points += n
+        ring.tail = head  # written, or copied into the backlog: the producer may reuse the slots
+
+    def _writev_all(self, parts: list[bytes | memoryview], size: int) -> None:
+        written = os.writev(self._fd, parts)
+        if written < size:  # rare on a regular file: finish with plain writes
+            self._write_all(b"".join(parts)[written:])
+
+    def _cut_back(self, exc: OSError) -> None:
+        """A write failed: cut off whatever part of the frame reached the file."""
+        self._tail_dirty = True
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self.good_bytes)
+            self._tail_dirty = False
+        self._failed(exc.strerror or str(exc))
+
+    def _push(self, frame: bytes, points: int) -> None:
+        """Queue a frame for writing.  Past max_buffer_mb of unwritten frames a point batch is
+        dropped (and counted) instead, and so is every later one until the queue has been
+        written: while the disk stays full, what reaches it is an exact prefix of each series
+        (a gap can appear only where the disk came back).  Records and attributes are kept."""
+        if points and (self._dropping or self._backlog_bytes + len(frame) > self._max_backlog):
+            self._dropping = True
+            self.points_dropped += points
+            return
+        self._backlog.append((frame, points))
+        self._backlog_bytes += len(frame)
+
+    def _write_backlog(self) -> None:
+        if self._tail_dirty:
+            try:
+                os.ftruncate(self._fd, self.good_bytes)
+            except OSError as exc:
+                self._failed(f"cannot cut the journal back to its last good frame: {exc}")
+                return
+            self._tail_dirty = False
+        while self._backlog:
+            frame, points = self._backlog[0]
+            try:
+                self._write_all(frame)
+            except OSError as exc:
+                self._cut_back(exc)  # a torn frame may be on disk: cut before the next write
+                return
+            self._backlog.popleft()
+            self._backlog_bytes -= len(frame)
+            self.good_bytes += len(frame)
+            self.bytes_written += len(frame)
+            self.points += points
+        self._dropping = False  # everything queued is on disk: batches are accepted again
+        if self.error is not None and self.gone is None:
+            self._warn(f"writing rank journal {self.path} works again; nothing was lost")
+            self.error = None
+
+    def _write_all(self, frame: bytes) -> None:
+        view = memoryview(frame)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def _check_identity(self) -> None:
+        """Notice a journal deleted or replaced mid-run: its writes would go nowhere."""
+        try:
+            stat = os.stat(self.path)
+        except OSError as exc:
+            self.gone = (
+                f"it is gone ({exc.strerror}): it, ranks/ or the run directory was deleted or moved"
+            )
+        else:
+            if (stat.st_dev, stat.st_ino) != self.identity:
+                self.gone = "it was replaced by another file; data written since is not in it"
+        if self.gone is not None:
+            self._failed(self.gone)
+
+    def _failed(self, reason: str) -> None:
+        self.errors += 1
+        first = self.error is None
+        self.error = reason
+        if first:
+            self._warn(
+                f"writing rank journal {self.path} failed: {reason}; training goes on, the points "
+                "are kept in memory (up to max_buffer_mb) and written at the next flush"
+            )
