@@ -67,8 +67,11 @@ def test_run_without_hardware_series_skips_those_figures(tmp_path: Path) -> None
     run = prov4ml.load_run(shared_run("crash"))
     figures = build_figures(run, load_summary(run.run_dir, run).data, dpi=DPI)
     stems = {f.stem for f in figures.figures}
-    assert "energy" not in stems and "ranks" in stems
+    assert "energy" not in stems
     assert any(s.startswith("energy: no energy series") for s in figures.skipped)
+    # The heat map compares real wall times, which depend on the machine's load: drawn, or
+    # left out with its reason (tests/unit/test_plots_habits.py pins down which).
+    assert "ranks" in stems or any(s.startswith("ranks: ") for s in figures.skipped), figures.skipped
 
 
 def _series(rank: int, step: np.ndarray, value: np.ndarray, time_s: np.ndarray | None = None) -> Series:
