@@ -98,7 +98,9 @@ def main() -> None:
     # Only the big ranks need a ring for BIG points (the launcher tells the rank before MPI does).
     env_rank = int(os.environ.get("PMI_RANK") or os.environ.get("SLURM_PROCID") or 0)
     big = args.big if env_rank in args.big_rank else 0
-    ring = max(args.batch, args.flushed, args.unflushed, big) * 2
+    # A ring hands each full half to the journal writer: halves of twice the largest batch keep
+    # every point in memory until the explicit flush (or the signal), as the cases expect.
+    ring = max(args.batch, args.flushed, args.unflushed, big) * 4
     run = prov4ml.start_run(
         "faults",
         provenance_save_dir=args.save_dir,
