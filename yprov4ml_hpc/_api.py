@@ -20,7 +20,7 @@ from ._compat._layouts import Layout, check_type, is_int, upstream_layouts, warn
 from ._compat._start import check_start_types, launcher_rank, metrics_file_type_wants_csv, run_id_from
 from ._compat._state import final_metrics as _final_metrics
 from ._compat._state import fold_final as _fold_final
-from ._errors import ConfigError, RunStateError
+from ._errors import ConfigError, ConfigTypeError, RunStateError
 from ._run import Run, check_end_options
 
 __all__ = [
@@ -379,7 +379,7 @@ def _extra(source: object, other_attrs: Mapping[str, object] | None) -> dict[str
         extra["source"] = str(getattr(source, "value", source))
     if other_attrs:
         if not isinstance(other_attrs, Mapping):
-            raise TypeError(
+            raise ConfigTypeError(
                 f"other_attrs must be a dict as in yProv4ML 3.2.x, got {type(other_attrs).__name__}"
             )
         extra["attributes"] = {str(k): v for k, v in other_attrs.items()}
@@ -425,7 +425,7 @@ def log_model(
     """
     warn_unknown("log_model", ignored, frozenset({"log_as_artifact"}))
     if model is None:
-        raise TypeError("log_model() needs the model (a torch module, a path or any object)")
+        raise ConfigTypeError("log_model() needs the model (a torch module, a path or any object)")
     for name, flag in (
         ("log_model_info", log_model_info),
         ("log_model_layers", log_model_layers),

@@ -78,3 +78,27 @@ def test_cli_keeps_the_traceback_of_an_internal_keyerror(monkeypatch: pytest.Mon
     _command(monkeypatch, KeyError("stats"))
     with pytest.raises(KeyError, match="stats"):
         _cli.main(["info", "somewhere"])
+
+
+def test_no_bare_builtin_errors_for_bad_arguments() -> None:
+    """Every ``raise TypeError(...)``/``raise ValueError(...)`` in the package is one of ours
+    (ConfigTypeError/ConfigError, also the builtins), so ``except Yprov4mlError`` catches every
+    bad argument, the yProv4ML compatibility layer's too.  Internal consistency checks that a
+    user cannot reach are listed here by file."""
+    import ast
+
+    package = Path(prov4ml.__file__).parent
+    internal = {"_merge/_graph.py"}  # build_graph(aggregates=...) misuse: a programming error
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Raise)
+                and isinstance(node.exc, ast.Call)
+                and isinstance(node.exc.func, ast.Name)
+                and node.exc.func.id in ("TypeError", "ValueError")
+                and relative not in internal
+            ):
+                offenders.append(f"{relative}:{node.lineno}")
+    assert offenders == []

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _api
+from .._errors import ConfigTypeError
 from ._enums import FoldOperation
 from ._layouts import Layout, check_type, is_int, upstream_layouts, warn_unknown
 from ._state import final_metrics, flops_total, model_versions
@@ -197,11 +198,11 @@ def register_final_metric(
     (context ``final``), with the fold's name in ``<metric_name>_final_fold``.
     """
     if not isinstance(metric_name, str) or not metric_name:
-        raise TypeError(
+        raise ConfigTypeError(
             f"register_final_metric(metric_name=...) must be a non-empty str, got {metric_name!r}"
         )
     if not callable(fold_operation):
-        raise TypeError(
+        raise ConfigTypeError(
             "register_final_metric(fold_operation=...) must be a FoldOperation member "
             f"(ADD, SUBTRACT, MULTIPLY, MIN, MAX) or a function of two values, got {fold_operation!r}"
         )

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import _api
+from .._errors import ConfigError
 from . import _functions as F
 
 __all__ = ["ItwinaiLoggerBase", "ProvMLItwinAILogger"]
@@ -49,7 +50,7 @@ class ItwinaiLoggerBase:
         ):
             self._log_freq = value
         else:
-            raise ValueError(f"log_freq must be 'epoch', 'batch' or an int > 0, got {value!r}")
+            raise ConfigError(f"log_freq must be 'epoch', 'batch' or an int > 0, got {value!r}")
 
     @contextlib.contextmanager
     def start_logging(self, rank: int | None = None) -> Iterator[None]:
@@ -196,4 +197,4 @@ class ProvMLItwinAILogger(_Base):
             else:
                 _api.log_param(identifier, item)
         else:
-            raise ValueError(f"ProvMLItwinAILogger.log: kind {kind!r} is not one of {self.supported_kinds}")
+            raise ConfigError(f"ProvMLItwinAILogger.log: kind {kind!r} is not one of {self.supported_kinds}")

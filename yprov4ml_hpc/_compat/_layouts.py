@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .._errors import Yprov4mlWarning
+from .._errors import ConfigTypeError, Yprov4mlWarning
 
 __all__ = ["Layout", "check_type", "upstream_layouts", "user_stacklevel", "warn_unknown"]
 
@@ -47,14 +47,14 @@ def upstream_layouts(*layouts: Layout) -> Callable[[F], F]:
             for layout in layouts:
                 if args and layout.matches(args):
                     if len(args) > len(layout.names):
-                        raise TypeError(
+                        raise ConfigTypeError(
                             f"{func.__name__}() takes at most {len(layout.names)} positional "
                             f"arguments in the {layout.version} order, got {len(args)}"
                         )
                     bound = dict(zip(layout.names, args, strict=False))
                     twice = sorted(set(bound) & set(kwargs))
                     if twice:
-                        raise TypeError(f"{func.__name__}() got multiple values for {twice}")
+                        raise ConfigTypeError(f"{func.__name__}() got multiple values for {twice}")
                     return func(**bound, **kwargs)
             return func(*args, **kwargs)
 
@@ -100,7 +100,7 @@ def check_type(func: str, name: str, value: object, types: tuple[type, ...], ups
     if value is None or (isinstance(value, types) and not (bool not in types and isinstance(value, bool))):
         return
     expected = " or ".join(t.__name__ for t in types)
-    raise TypeError(
+    raise ConfigTypeError(
         f"{func}({name}=...) must be {expected} or None as in {upstream}, got "
         f"{type(value).__name__} {value!r}"
     )

@@ -6,7 +6,7 @@ import os
 import warnings
 
 from .. import _constants as C
-from .._errors import ConfigError, Yprov4mlWarning
+from .._errors import ConfigError, ConfigTypeError, Yprov4mlWarning
 from ._layouts import check_type, user_stacklevel
 
 __all__ = ["check_start_types", "launcher_rank", "metrics_file_type_wants_csv", "run_id_from"]
@@ -48,7 +48,7 @@ def metrics_file_type_wants_csv(value: object) -> bool:
         return False
     text = getattr(value, "value", value)
     if not isinstance(text, str):
-        raise TypeError(
+        raise ConfigTypeError(
             f"start_run(metrics_file_type=...) must be 'csv', 'zarr', 'netcdf' or a MetricsType as in "
             f"yProv4ML 2.0.x and 3.2.x, got {type(value).__name__} {value!r}"
         )
@@ -72,7 +72,7 @@ def run_id_from(run_id: str | None, use_run_id: object) -> str | None:
     if run_id is not None:
         raise ConfigError(f"pass run_id={run_id!r} or use_run_id={use_run_id!r}, not both")
     if isinstance(use_run_id, bool) or not isinstance(use_run_id, (int, str)):
-        raise TypeError(
+        raise ConfigTypeError(
             f"start_run(use_run_id=...) must be an int as in yProv4ML 3.2.x (or a str), got "
             f"{type(use_run_id).__name__} {use_run_id!r}"
         )

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .. import _api
+from .._errors import ConfigTypeError
 
 __all__ = ["ProvenanceTrackedModel", "WeightDistributionTrackedModel"]
 
@@ -47,7 +48,7 @@ class ProvenanceTrackedModel(nn.Module):
         if model is None and isinstance(model_label, nn.Module):
             model_label, model = type(model_label).__name__, model_label
         if not isinstance(model, nn.Module):
-            raise TypeError(
+            raise ConfigTypeError(
                 "ProvenanceTrackedModel takes (model) or (model_label, model, ...) with a torch.nn.Module, "
                 f"got {type(model).__name__}"
             )
@@ -98,7 +99,7 @@ class WeightDistributionTrackedModel(nn.Module):
     def __init__(self, model_label: str, model: Any, context: object = None, chunk_size: int = 64) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
-            raise TypeError(
+            raise ConfigTypeError(
                 "WeightDistributionTrackedModel(model_label, model) needs a torch.nn.Module, "
                 f"got {type(model).__name__}"
             )

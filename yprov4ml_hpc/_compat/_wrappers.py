@@ -10,7 +10,7 @@ import warnings
 from typing import Any
 
 from .. import _api
-from .._errors import Yprov4mlWarning
+from .._errors import ConfigTypeError, Yprov4mlWarning
 
 __all__ = ["ProvenanceTrackedFunction"]
 
@@ -24,7 +24,7 @@ class ProvenanceTrackedFunction:
 
     def __init__(self, func: Any, context: object = None) -> None:
         if not callable(func):
-            raise TypeError(f"ProvenanceTrackedFunction(func=...) must be callable, got {func!r}")
+            raise ConfigTypeError(f"ProvenanceTrackedFunction(func=...) must be callable, got {func!r}")
         self.fn = func
         self.context = context
         self.source = type(func).__name__
