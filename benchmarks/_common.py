@@ -193,6 +193,21 @@ def write_json(path: str | os.PathLike[str] | None, payload: dict[str, Any]) -> 
     print(text)
 
 
+def write_results(path: str | os.PathLike[str] | None, benchmark: str, markdown: str, **fields: Any) -> None:
+    """The usual results file of a benchmark: its name, the command, the machine (with its
+    load), the given fields and the markdown table, which also goes to stderr."""
+    payload = {
+        "benchmark": benchmark,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine_info(),
+        "load_average": os.getloadavg(),
+        **fields,
+        "markdown": markdown,
+    }
+    print(markdown, file=sys.stderr)
+    write_json(path, payload)
+
+
 def clean_launcher_env(env: dict[str, str]) -> dict[str, str]:
     """A copy of ``env`` without MPI/Slurm/torchrun variables, so a child runs as a singleton."""
     prefixes = ("OMPI_", "PMI_", "PMIX_", "MPI_LOCAL", "SLURM_", "HYDRA_", "MPIR_")

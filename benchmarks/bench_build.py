@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import BENCH_DIR, machine_info, median, write_json
+from _common import BENCH_DIR, median, write_results
 
 DEFAULT_OUT = BENCH_DIR / "results" / "build.json"
 REPO = BENCH_DIR.parent
@@ -126,16 +126,7 @@ def main() -> int:
         f"{r['rss_metas_mb']:.0f} | {r['bytes_per_rank']:.0f} |"
         for r in rows
     ]
-    payload = {
-        "benchmark": "build",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine_info(),
-        "load_average": os.getloadavg(),
-        "rows": rows,
-        "markdown": "\n".join(lines),
-    }
-    print(payload["markdown"], file=sys.stderr)
-    write_json(args.out, payload)
+    write_results(args.out, "build", "\n".join(lines), rows=rows)
     return 0
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import BENCH_DIR, machine_info, median, write_json
+from _common import BENCH_DIR, median, write_results
 
 from yprov4ml_hpc._merge._dot import GraphRank, GraphRun, dot_graph
 
@@ -104,16 +104,7 @@ def main() -> int:
             f"| {r['ranks']:,} | {r['ranks_per_node']:,} | {r['detail']} ({r['level']}) | "
             f"{r['dot_nodes']:,} | {r['dot_edges']:,} | {svg} |"
         )
-    payload = {
-        "benchmark": "graph",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine_info(),
-        "load_average": os.getloadavg(),
-        "rows": rows,
-        "markdown": "\n".join(lines),
-    }
-    print(payload["markdown"], file=sys.stderr)
-    write_json(args.out, payload)
+    write_results(args.out, "graph", "\n".join(lines), rows=rows)
     return 0
 
 

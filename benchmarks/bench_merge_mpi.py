@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import BENCH_DIR, clean_launcher_env, machine_info, median, write_json
+from _common import BENCH_DIR, clean_launcher_env, median, write_results
 from bench_finalize import _mpiexec, _write_rank_files
 
 DEFAULT_OUT = BENCH_DIR / "results" / "merge_mpi.json"
@@ -92,15 +92,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-merge-mpi-") as tmp:
         results = [bench(int(n), args.reps, Path(tmp)) for n in args.ranks.split(",")]
-    payload = {
-        "benchmark": "merge_mpi",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine_info(),
-        "results": results,
-        "markdown": markdown(results),
-    }
-    print(payload["markdown"], file=sys.stderr)
-    write_json(args.out, payload)
+    write_results(args.out, "merge_mpi", markdown(results), results=results)
     return 0
 
 
