@@ -30,7 +30,7 @@ from typing import Any
 import networkx as nx
 
 from .. import _constants as C
-from .._reader import RunData, SeriesMeta, SeriesStats
+from .._reader import RankAttrs, RunData, SeriesMeta, SeriesStats
 from ._energy import JobEnergy, NodeEnergy, job_energy
 from ._graph_base import (
     RELATION_ROLES,
@@ -220,15 +220,15 @@ class _RunGraph:
 
     def _nodes_and_ranks(self, files: str) -> None:
         b, run, p = self.b, self.run, self.p
-        by_host: dict[str, list[int]] = {}
-        for rank, meta in run.metas.items():
-            by_host.setdefault(meta.attrs.host, []).append(rank)
+        by_host: dict[str, list[RankAttrs]] = {}  # host -> its ranks' attributes, in rank order
+        for meta in run.metas.values():
+            by_host.setdefault(meta.attrs.host, []).append(meta.attrs)
         node_of: dict[str, str] = {}  # host -> its node activity
         nodes = _NodeRecords(self.job, b.reserve_relations(len(by_host)))
         for i, host in enumerate(sorted(by_host)):
             ranks = by_host[host]
-            starts = [run.metas[r].attrs.start_ns for r in ranks if run.metas[r].attrs.start_ns]
-            ends = [run.metas[r].attrs.end_ns for r in ranks if run.metas[r].attrs.end_ns]
+            starts = [t for a in ranks if (t := a.start_ns)]
+            ends = [t for a in ranks if (t := a.end_ns)]
             node = f"{p}:node{i}"
             attrs = _times(
                 _energy_attrs(
@@ -323,7 +323,10 @@ class _RunGraph:
             latest = {record["name"]: record for record in meta.params}  # the last one wins
             for name, record in latest.items():
                 key = (name, _value_key(record.get("value")))
-                groups.setdefault(key, (record, []))[1].append(rank)
+                group = groups.get(key)
+                if group is None:  # not setdefault: that builds a tuple and a list per param of every rank
+                    group = groups[key] = (record, [])
+                group[1].append(rank)
         ordered = sorted(groups.items(), key=lambda item: (item[0][0], item[1][1][0]))
         for i, ((name, _), (record, ranks)) in enumerate(ordered):
             attrs: dict[str, Any] = {
@@ -412,57 +415,51 @@ class _RankRecords:
     def emit(self, element: ElementSink, relation: RelationSink) -> None:
         owner = self.owner
         run, p, job, files = owner.run, owner.p, owner.job, self.files
+        metas, damaged, node_of, used = run.metas, run.damaged, self.node_of, self._used
+        # Loop invariants hoisted: this body runs once per rank (10^5 times in a big job).
+        rank_type, file_type = QName(f"{P}:RankProcess"), QName(f"{P}:RankFile")
+        k_rank, k_local, k_status, k_pid = f"{P}:rank", f"{P}:local_rank", f"{P}:status", f"{P}:pid"
+        k_flush, k_bytes, k_problem = f"{P}:last_flush", f"{P}:bytes", f"{P}:problem"
+        rank_file = owner.rank_file
         number = self.first_key
         for rank in range(run.world_size):
             ident = f"{p}:rank{rank}"
-            found = run.metas.get(rank)
-            if found is None:
-                element(
-                    "activity",
-                    ident,
-                    {
-                        "prov:type": QName(f"{P}:RankProcess"),
-                        f"{P}:rank": rank,
-                        f"{P}:status": C.STATUS_MISSING,
-                    },
-                )
+            meta = metas.get(rank)
+            if meta is None:
+                element("activity", ident, {"prov:type": rank_type, k_rank: rank, k_status: C.STATUS_MISSING})
                 relation("wasStartedBy", f"_:r{number}", ident, job, {})
                 number += 1
-                if rank in run.damaged:
+                if rank in damaged:
                     element(
                         "entity",
                         f"{p}:file{rank}",
-                        {
-                            "prov:type": QName(f"{P}:RankFile"),
-                            "prov:location": owner.rank_file(rank),
-                            f"{P}:problem": run.damaged[rank],
-                        },
+                        {"prov:type": file_type, "prov:location": rank_file(rank), k_problem: damaged[rank]},
                     )
                 continue
-            meta = found
             attrs = meta.attrs
             rank_attrs: dict[str, Any] = {
-                "prov:type": QName(f"{P}:RankProcess"),
-                f"{P}:rank": rank,
-                f"{P}:local_rank": attrs.local_rank,
-                f"{P}:status": attrs.merge_status,
-                f"{P}:pid": attrs.pid,
+                "prov:type": rank_type,
+                k_rank: rank,
+                k_local: attrs.local_rank,
+                k_status: attrs.merge_status,
+                k_pid: attrs.pid,
             }
-            if not attrs.end_ns and attrs.updated_ns:
-                rank_attrs[f"{P}:last_flush"] = DateTime(attrs.updated_ns)
-            element("activity", ident, _times(rank_attrs, attrs.start_ns, attrs.end_ns))
-            relation("wasStartedBy", f"_:r{number}", ident, self.node_of[attrs.host], {})
-            for key, entity, when in self._used.get(rank, ()):
+            start, end = attrs.start_ns, attrs.end_ns
+            if not end and attrs.updated_ns:
+                rank_attrs[k_flush] = DateTime(attrs.updated_ns)
+            if start:  # _times, inlined
+                rank_attrs["prov:startTime"] = start
+            if end:
+                rank_attrs["prov:endTime"] = end
+            element("activity", ident, rank_attrs)
+            relation("wasStartedBy", f"_:r{number}", ident, node_of[attrs.host], {})
+            for key, entity, when in used.get(rank, ()):
                 relation("used", key, ident, entity, when)
             file_id = f"{p}:file{rank}"
             element(
                 "entity",
                 file_id,
-                {
-                    "prov:type": QName(f"{P}:RankFile"),
-                    "prov:location": owner.rank_file(rank),
-                    f"{P}:bytes": meta.file_bytes,
-                },
+                {"prov:type": file_type, "prov:location": rank_file(rank), k_bytes: meta.file_bytes},
             )
             relation("wasGeneratedBy", f"_:r{number + 1}", file_id, ident, {})
             # Its source is the run's collection, written before the block; no other hadMember

@@ -131,10 +131,13 @@ def _members(attrs: dict[str, Any]) -> str:
             name = _key(key)
             if len(keys) < 4096:
                 keys[key] = name
+        kind = type(value)
         if key in _TIME_KEYS:  # the text is digits and -:.TZ, nothing to escape
             parts.append(f'{name}"{_datetime_text(value)}"')
-        elif type(value) is int and -_INT32 <= value < _INT32:
+        elif kind is int and -_INT32 <= value < _INT32:
             parts.append(f'{name}{{"$":"{value}","type":"xsd:int"}}')
+        elif kind is str:  # _literal_text's first case, without the call
+            parts.append(name + _string(value))
         else:
             parts.append(name + _literal_text(value))
     return ",".join(parts)
@@ -147,10 +150,14 @@ def element_text(ident: str, attrs: dict[str, Any]) -> str:
     return f"{_string(ident)}:{{{_members(attrs)}}}"
 
 
+# relation -> the JSON text of its two role keys, e.g. '"prov:activity":'
+_ROLE_TEXT = {rel: (_key(subject), _key(obj)) for rel, (subject, obj) in RELATION_ROLES.items()}
+
+
 def relation_text(rel: str, key: str, source: str, target: str, attrs: dict[str, Any]) -> str:
-    subject, obj = RELATION_ROLES[rel]
+    subject, obj = _ROLE_TEXT[rel]
     rest = "," + _members(attrs) if attrs else ""
-    return f"{_string(key)}:{{{_key(subject)}{_string(source)},{_key(obj)}{_string(target)}{rest}}}"
+    return f"{_string(key)}:{{{subject}{_string(source)},{obj}{_string(target)}{rest}}}"
 
 
 def _records(graph: nx.MultiDiGraph) -> dict[str, list[str]]:

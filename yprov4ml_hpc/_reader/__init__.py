@@ -148,7 +148,12 @@ class RunData:
                 self.problems.append((name, why))
         self.problems.sort()
         self.world_size: int = world_size_of({r: m.attrs for r, m in self.metas.items()}, self.damaged)
-        self.ranks: list[RankInfo] = [_rank_info(m) for m in self.metas.values()]
+
+    @functools.cached_property
+    def ranks(self) -> list[RankInfo]:
+        """One :class:`RankInfo` per readable rank, in rank order.  Built on first use: the
+        CLI, report and plots ask; a merge or finalize never does (10^5 objects to throw away)."""
+        return [_rank_info(m) for m in self.metas.values()]
 
     @functools.cached_property
     def _index(self) -> dict[tuple[str, str, int], tuple[Path | None, str, int]]:
