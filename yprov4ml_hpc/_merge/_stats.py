@@ -105,7 +105,7 @@ class SeriesAggregate:
 _Member = tuple[int, int, str]  # (run index, rank, host): who logged one rank's statistics
 
 
-def _first_extreme(values: list[float | None], pick: Callable[[list[float]], float]) -> int | None:
+def _first_extreme(values: list[float | None], pick: Callable[[Iterable[float]], float]) -> int | None:
     """Index of the first minimum (``pick=min``) or maximum among the values that are not None:
     the member that ``SeriesAggregate.add`` keeps (a later equal value never replaces it).
 
@@ -151,7 +151,7 @@ def _combine(
     lasts = [s.last for s in stats]
     runs = {w[0] for w in who}
     if len(runs) == 1 and None not in lasts:  # one run (finalize, most merges), every rank has one
-        agg.last_run, agg.lasts = runs.pop(), lasts
+        agg.last_run, agg.lasts = runs.pop(), cast(list[float], lasts)
     else:
         with_last = [(w[0], v) for w, v in zip(who, lasts, strict=True) if v is not None]
         if with_last:
