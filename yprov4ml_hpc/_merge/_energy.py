@@ -60,10 +60,11 @@ class JobEnergy:
 
 def energy_figures(meta: RankMeta) -> dict[str, float]:
     """Series name -> last finite value of one rank's ``energy`` context."""
+    energy = C.ENERGY_CONTEXT  # a local: this runs for every series of every rank, twice
     return {
         s.name: s.stats.last_finite
         for s in meta.series
-        if s.context == C.ENERGY_CONTEXT and s.stats is not None and s.stats.last_finite is not None
+        if s.context == energy and s.stats is not None and s.stats.last_finite is not None
     }
 
 

@@ -161,10 +161,14 @@ class _RunGraph:
         per_rank: bool,
         aggregates: dict[tuple[str, str], SeriesAggregate] | None,
     ) -> None:
+        """``aggregates``: the run's series combined over its ranks, if the caller has them."""
         self.b, self.run, self.p, self.per_rank = b, run, prefix, per_rank
+        if aggregates is None:  # several runs: this run's own (host and run index do not matter)
+            aggregates = aggregate_series((0, r, "", m) for r, m in run.metas.items())
         self.aggregates = aggregates
         self.job = f"{prefix}:job"
-        contexts = {s.context for m in run.metas.values() for s in m.series}
+        # Every series' context is a key of the aggregates: no second walk over every series.
+        contexts = {context for context, _ in aggregates}
         contexts |= {str(a.get("context")) for m in run.metas.values() for a in m.artifacts}
         self.contexts = {name: i for i, name in enumerate(sorted(contexts))}
         self.energy = job_energy(run)
@@ -250,8 +254,6 @@ class _RunGraph:
     def _contexts_and_series(self, files: str) -> None:
         b, run, p = self.b, self.run, self.p
         aggregates = self.aggregates
-        if aggregates is None:
-            aggregates = aggregate_series((0, r, "", m) for r, m in run.metas.items())
         if self.per_rank:
             for rank, meta in run.metas.items():
                 present = {s.context for s in meta.series} | {str(a.get("context")) for a in meta.artifacts}
