@@ -58,8 +58,11 @@ META_RECORD_VERSION = 1
 META_RECORD_MAX_INLINE_BYTES = 64 * 1024
 _RECORD_NAMES = (C.PARAMS_DATASET, C.ARTIFACTS_DATASET, C.EVENTS_DATASET)
 _STATS_COUNTS = ("count", "nan_count", "valid")
-_STATS_INTS = (*_STATS_COUNTS, "first_time_ns", "last_time_ns")
+_STATS_TIMES = ("first_time_ns", "last_time_ns")
 _STATS_FLOATS = ("min", "max", "sum", "last", "last_finite", "median_interval_s")
+_STATS_KEYS = {*_STATS_COUNTS, *_STATS_TIMES, *_STATS_FLOATS}
+_SERIES_KEYS = {"name", "context", "h5path", "count", "stats"}
+_METRICS_PREFIX = f"/{C.METRICS_GROUP}/"
 _INT64 = (-(2**63), 2**63 - 1)
 _BITS = struct.Struct(">d")
 _TOP_KEYS = {"version", "attrs", "series", "records"}
@@ -112,8 +115,8 @@ def _encode_float(value: float) -> float | dict[str, str]:
 def _decode_float(raw: Any, what: str) -> float:
     if type(raw) is float:  # json gives float only for a number with '.' or an exponent
         return raw
-    bits = raw.get("f64") if isinstance(raw, dict) and raw.keys() == {"f64"} else None
-    if isinstance(bits, str) and len(bits) == 16:
+    bits = raw.get("f64") if type(raw) is dict and raw.keys() == {"f64"} else None
+    if type(bits) is str and len(bits) == 16:
         try:
             value: float = _BITS.unpack(bytes.fromhex(bits))[0]
         except ValueError:
@@ -123,14 +126,14 @@ def _decode_float(raw: Any, what: str) -> float:
     raise MetaRecordError(f"{what}: {raw!r} is not a float")
 
 
-def _decode_int(raw: Any, what: str, low: int = _INT64[0], high: int = _INT64[1]) -> int:
-    if type(raw) is not int or not low <= raw <= high:
-        raise MetaRecordError(f"{what}: {raw!r} is not an integer in [{low}, {high}]")
+def _decode_int(raw: Any, what: str, low: int = _INT64[0]) -> int:
+    if type(raw) is not int or not low <= raw <= _INT64[1]:
+        raise MetaRecordError(f"{what}: {raw!r} is not an integer in [{low}, {_INT64[1]}]")
     return raw
 
 
 def _decode_str(raw: Any, what: str) -> str:
-    if not isinstance(raw, str):
+    if type(raw) is not str:
         raise MetaRecordError(f"{what}: {raw!r} is not a str")
     return raw
 
@@ -146,7 +149,7 @@ def _encode_attr(value: Any) -> Any:
 
 def _encode_stats(stats: SeriesStats) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in _STATS_INTS + _STATS_FLOATS:
+    for name in (*_STATS_COUNTS, *_STATS_TIMES, *_STATS_FLOATS):
         value = getattr(stats, name)
         out[name] = _encode_float(value) if isinstance(value, float) else value
     return out
@@ -186,23 +189,20 @@ def encode_meta_record(
 
 
 # --- reading -------------------------------------------------------------------------------------
-def _decode_stats(raw: Any, what: str) -> SeriesStats:
-    if not isinstance(raw, dict) or raw.keys() != set(_STATS_INTS + _STATS_FLOATS):
-        raise MetaRecordError(f"{what}: stats must be an object with exactly {_STATS_INTS + _STATS_FLOATS}")
-    values: dict[str, Any] = {}
-    for name in _STATS_INTS:
-        if name in _STATS_COUNTS:
-            values[name] = _decode_int(raw[name], f"{what} {name}", 0)
-        else:
-            values[name] = None if raw[name] is None else _decode_int(raw[name], f"{what} {name}")
+def _decode_stats(raw: Any) -> SeriesStats:
+    if type(raw) is not dict or raw.keys() != _STATS_KEYS:
+        raise MetaRecordError(f"stats must be an object with exactly {sorted(_STATS_KEYS)}")
+    values: dict[str, Any] = {name: _decode_int(raw[name], name, 0) for name in _STATS_COUNTS}
+    for name in _STATS_TIMES:
+        values[name] = None if raw[name] is None else _decode_int(raw[name], name)
     for name in _STATS_FLOATS:
-        values[name] = None if raw[name] is None else _decode_float(raw[name], f"{what} {name}")
+        values[name] = None if raw[name] is None else _decode_float(raw[name], name)
     stats = SeriesStats(**values)
-    _check_stats(stats, what)
+    _check_stats(stats)
     return stats
 
 
-def _check_stats(s: SeriesStats, what: str) -> None:
+def _check_stats(s: SeriesStats) -> None:
     """What :meth:`SeriesStats.of` always gives, and what merge relies on (a min when there are
     valid points, a last value when there are points ...)."""
     empty, none_valid = s.count == 0, s.valid == 0
@@ -220,23 +220,21 @@ def _check_stats(s: SeriesStats, what: str) -> None:
     ]
     for bad, reason in problems:
         if bad:
-            raise MetaRecordError(f"{what}: {reason}")
+            raise MetaRecordError(reason)
 
 
-def _decode_series(raw: Any, index: int, seen: set[str]) -> RecordSeries:
-    what = f"series {index}"
-    keys = {"name", "context", "h5path", "count", "stats"}
-    if not isinstance(raw, dict) or raw.keys() != keys:
-        raise MetaRecordError(f"{what}: not an object with exactly {sorted(keys)}")
-    name, context = _decode_str(raw["name"], f"{what} name"), _decode_str(raw["context"], f"{what} context")
-    h5path = _decode_str(raw["h5path"], f"{what} h5path")
-    if not h5path.startswith(f"/{C.METRICS_GROUP}/") or h5path in seen:
-        raise MetaRecordError(f"{what}: h5path {h5path!r} is outside /{C.METRICS_GROUP} or repeated")
+def _decode_series(raw: Any, seen: set[str]) -> RecordSeries:
+    if type(raw) is not dict or raw.keys() != _SERIES_KEYS:
+        raise MetaRecordError(f"not an object with exactly {sorted(_SERIES_KEYS)}")
+    name, context = _decode_str(raw["name"], "name"), _decode_str(raw["context"], "context")
+    h5path = _decode_str(raw["h5path"], "h5path")
+    if not h5path.startswith(_METRICS_PREFIX) or h5path in seen:
+        raise MetaRecordError(f"h5path {h5path!r} is outside {_METRICS_PREFIX} or repeated")
     seen.add(h5path)
-    count = _decode_int(raw["count"], f"{what} count", 0)
-    stats = _decode_stats(raw["stats"], what)
+    count = _decode_int(raw["count"], "count", 0)
+    stats = _decode_stats(raw["stats"])
     if stats.count != count:
-        raise MetaRecordError(f"{what}: count {count} != stats count {stats.count}")
+        raise MetaRecordError(f"count {count} != stats count {stats.count}")
     return RecordSeries(name, context, h5path, count, stats)
 
 
@@ -280,6 +278,11 @@ def decode_meta_record(text: str) -> MetaRecord | None:
     if not body.keys() <= _TOP_KEYS or not isinstance(body.get("series"), list):
         raise MetaRecordError(f"keys {sorted(body)} are not {sorted(_TOP_KEYS)}, or no series list")
     seen: set[str] = set()
-    series = tuple(_decode_series(s, i, seen) for i, s in enumerate(body["series"]))
-    return MetaRecord(_decode_attrs(body.get("attrs")), series, _decode_records(body.get("records")))
+    series = []
+    for index, raw in enumerate(body["series"]):
+        try:
+            series.append(_decode_series(raw, seen))
+        except MetaRecordError as exc:
+            raise MetaRecordError(f"series {index}: {exc}") from None
+    return MetaRecord(_decode_attrs(body.get("attrs")), tuple(series), _decode_records(body.get("records")))
 
