@@ -193,20 +193,10 @@ def _meta_from_record(
             records = {name: _parse_records(name, record.records[name]) for name in _RECORD_KEYS}
         except (DamagedRunError, ValueError, RecursionError):
             return None  # the layout's copy is read, and judged, instead
-    series = tuple(
+    series = [
         SeriesMeta(s.name, s.context, s.h5path, s.count, s.stats if stats else None) for s in record.series
-    )
-    source, file_bytes = opened_file(handle, path)  # a journal's .h5, if folded since
-    return RankMeta(
-        rank=attrs.rank,
-        path=source,
-        attrs=attrs,
-        params=records[C.PARAMS_DATASET],
-        artifacts=records[C.ARTIFACTS_DATASET],
-        events=records[C.EVENTS_DATASET],
-        series=series,
-        file_bytes=file_bytes,
-    )
+    ]
+    return _rank_meta(handle, path, attrs, records, series)
 
 
 def _meta_from_layout(handle: h5py.File, path: Path, stats: bool) -> RankMeta:
@@ -217,7 +207,16 @@ def _meta_from_layout(handle: h5py.File, path: Path, stats: bool) -> RankMeta:
         ctx_group = _member(metrics, ctx_key, h5py.Group)
         for key in ctx_group:
             series.append(_series(_member(ctx_group, key, h5py.Group), handle if stats else None))
-    records = {name: _records(handle, name) for name in _RECORD_KEYS}
+    return _rank_meta(handle, path, attrs, {name: _records(handle, name) for name in _RECORD_KEYS}, series)
+
+
+def _rank_meta(
+    handle: h5py.File,
+    path: Path,
+    attrs: RankAttrs,
+    records: dict[str, tuple[dict[str, Any], ...]],
+    series: list[SeriesMeta],
+) -> RankMeta:
     source, file_bytes = opened_file(handle, path)  # a journal's .h5, if folded since
     return RankMeta(
         rank=attrs.rank,
