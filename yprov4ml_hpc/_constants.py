@@ -23,6 +23,9 @@ METRICS_GROUP = "metrics"
 PARAMS_DATASET = "params"  # JSON lines, one record per log_param call (last one wins)
 ARTIFACTS_DATASET = "artifacts"  # JSON lines, one record per artifact/model/dataset
 EVENTS_DATASET = "events"  # JSON lines: start, end, signal, epoch, ...
+# One JSON text with everything a merge reads of the rank (root attributes, series with their
+# statistics, records): read instead of the layout when present and valid (_meta_record.py).
+META_DATASET = "meta"
 
 # Rank statuses written by the collector; a merge adds "incomplete" and "missing".
 STATUS_RUNNING = "running"

@@ -10,6 +10,10 @@ reader, merge and CLI path knows; it serves three callers:
 - the reader, for a rank still running or one that died: :func:`fold_to_memory` builds the
   same file in memory (HDF5 core driver, no backing store), so finished, running and crashed
   ranks are read by one code path.
+
+Since every array is in memory here, the layout also gets its metadata record (``/meta``,
+``_meta_record.py``): the root attributes, each series' statistics and the records in one JSON
+text, so that reading a rank for a merge is one read instead of one per attribute and point.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ import numpy as np
 
 from . import _constants as C
 from ._journal import RECORD_DATASETS, JournalContents, json_default, read_journal
+from ._meta_record import MetaRecordError, RecordSeries, encode_meta_record, plain_attr
 from ._names import escape_name
+from ._series_stats import SeriesStats
 
 __all__ = ["fold_ended_journals", "fold_journal", "fold_to_memory", "h5_path_for", "to_attr", "write_layout"]
 
@@ -54,32 +60,46 @@ def h5_path_for(journal: Path) -> Path:
 
 
 def write_layout(contents: JournalContents, handle: h5py.File) -> None:
-    """Write the journal's contents into an empty HDF5 file in the rank-file layout."""
+    """Write the journal's contents into an empty HDF5 file in the rank-file layout, and the
+    metadata record (``_meta_record.py``) that lets a reader skip the layout."""
     handle.attrs["schema"] = C.RANK_SCHEMA
     handle.attrs["schema_version"] = C.RANK_SCHEMA_VERSION
     for key, value in contents.attrs.items():
         if key not in ("schema", "schema_version"):
             handle.attrs[key] = to_attr(value)
     metrics = handle.create_group(C.METRICS_GROUP)
+    series: dict[tuple[bytes, bytes], RecordSeries] = {}
     for (name, context), batches in contents.series.items():
-        ctx_key = escape_name(context)
+        ctx_key, name_key = escape_name(context), escape_name(name)
         ctx_group = metrics.get(ctx_key)
         if ctx_group is None:
             ctx_group = metrics.create_group(ctx_key)
             ctx_group.attrs["context"] = context
-        group = ctx_group.create_group(escape_name(name))
+        group = ctx_group.create_group(name_key)
         group.attrs["name"] = name
         group.attrs["context"] = context
         count = sum(int(b[1].shape[0]) for b in batches)
         chunk = min(max(1 << max(count - 1, 0).bit_length(), _MIN_CHUNK), _MAX_CHUNK)
+        arrays: list[Any] = []
         for index, (key, dtype) in enumerate(_SERIES_DATASETS):
             data = np.concatenate([b[index] for b in batches]) if batches else np.empty(0, dtype=dtype)
-            group.create_dataset(
-                key, data=data.astype(dtype, copy=False), maxshape=(None,), chunks=(chunk,)
-            )
+            arrays.append(data.astype(dtype, copy=False))
+            group.create_dataset(key, data=arrays[-1], maxshape=(None,), chunks=(chunk,))
+        # The statistics a reader would compute from these very arrays (one function for both).
+        count = min(int(a.shape[0]) for a in arrays)
+        stats = SeriesStats.of(arrays[0][:count], arrays[1][:count], arrays[2][:count])
+        # HDF5 lists a group's links by name, byte for byte (strcmp): the reader's order.
+        series[ctx_key.encode(), name_key.encode()] = RecordSeries(name, context, group.name, count, stats)
     for dataset in RECORD_DATASETS:
         texts = np.array(contents.records[dataset], dtype=object).reshape(-1)
         handle.create_dataset(dataset, data=texts, dtype=_STR, maxshape=(None,), chunks=(64,))
+    # The attributes as a reader reads them back (not as given): the record must say the same.
+    attrs = {key: plain_attr(value) for key, value in handle.attrs.items()}
+    try:
+        record = encode_meta_record(attrs, [series[key] for key in sorted(series)], contents.records)
+    except MetaRecordError:
+        return  # an attribute the record cannot hold: readers read the layout, complete without it
+    handle.create_dataset(C.META_DATASET, data=record, dtype=_STR)
 
 
 def fold_to_memory(journal: Path) -> h5py.File:

@@ -8,9 +8,12 @@ import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
+
+from yprov4ml_hpc._constants import META_DATASET
 
 Craft = Callable[[Path], None]  # gets the run directory, changes it in place
 
@@ -26,10 +29,16 @@ def copy_run(pristine: Path, target: Path) -> Path:
     return target
 
 
-def on_file(change: Callable[[h5py.File], object], rank: int = 0) -> Craft:
+def on_file(change: Callable[[h5py.File], object], rank: int = 0, *, keep_meta: bool = False) -> Craft:
+    """Change a rank file by hand.  Unless ``keep_meta``, its metadata record (``/meta``, a copy
+    of the root attributes, series and records) goes too, so that the reader reads the crafted
+    layout, as for a file written before the record existed; the record's own crafts keep it."""
+
     def craft(run_dir: Path) -> None:
         with h5py.File(rank_file(run_dir, rank), "r+", locking=False) as handle:
             change(handle)
+            if not keep_meta and META_DATASET in handle:
+                del handle[META_DATASET]
 
     return craft
 
@@ -64,6 +73,43 @@ def append_record(name: str, text: str) -> Craft:
         target[size] = text
 
     return on_file(change)
+
+
+def meta_record(handle: h5py.File) -> dict[str, Any]:
+    """The rank file's metadata record (``/meta``) as a JSON object."""
+    raw = handle[META_DATASET][()]
+    return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+
+
+def write_meta_text(handle: h5py.File, text: str) -> None:
+    del handle[META_DATASET]
+    handle.create_dataset(META_DATASET, data=text, dtype=h5py.string_dtype("utf-8"))
+
+
+def set_meta_text(text: str) -> Craft:
+    """The record replaced by ``text`` (not necessarily JSON); the layout stays as it was."""
+    return on_file(lambda h: write_meta_text(h, text), keep_meta=True)
+
+
+def edit_meta(change: Callable[[dict[str, Any]], object]) -> Craft:
+    """The record's JSON changed by ``change`` (in place); the layout stays as it was."""
+
+    def craft(handle: h5py.File) -> None:
+        record = meta_record(handle)
+        change(record)
+        write_meta_text(handle, json.dumps(record))
+
+    return on_file(craft, keep_meta=True)
+
+
+def replace_meta(make: Callable[[h5py.File, str], object]) -> Craft:
+    """The record replaced by another object (a group, a link, a dataset of another shape)."""
+
+    def craft(handle: h5py.File) -> None:
+        del handle[META_DATASET]
+        make(handle, META_DATASET)
+
+    return on_file(craft, keep_meta=True)
 
 
 def fifo_rank_file(run_dir: Path) -> None:
@@ -144,6 +190,7 @@ def plant_payloads(run_dir: Path, marker: Path) -> None:
             handle.create_dataset("pickled", data=np.void(pickle.dumps(Touch(marker))))
             handle.create_dataset("objects", data=[items["eval_text"], items["yaml_text"]],
                                   dtype=h5py.string_dtype())
+            texts = {}
             for name in ("params", "artifacts", "events"):
                 target = handle[name]
                 size = target.shape[0]
@@ -156,6 +203,22 @@ def plant_payloads(run_dir: Path, marker: Path) -> None:
                 target.resize((size + len(records),))
                 for i, record in enumerate(records):
                     target[size + i] = json.dumps(record)
+                texts[name] = [json.dumps(record) for record in records]
+            # Rank 0 is read from its layout (no record); the others from their record, where
+            # the same text payloads are planted.
+            if rank_path.name == "rank_000000.h5":
+                del handle[META_DATASET]
+                continue
+            meta = meta_record(handle)
+            for name, planted in texts.items():
+                meta["records"][name] += planted
+            for key, value in items.items():
+                if isinstance(value, str):
+                    meta["attrs"][key] = value
+            for key in ("gpu_ids", "versions", "command", "user_namespace", "prov_detail", "job_id"):
+                meta["attrs"][key] = items["eval_text"] if key != "versions" else items["jsonpickle"]
+            meta["series"][0]["name"] = items["eval_text"]
+            write_meta_text(handle, json.dumps(meta))
 
 
 def blob_text(marker: Path) -> str:

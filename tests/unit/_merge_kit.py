@@ -7,8 +7,9 @@ as a SIGKILLed process leaves it), ``failed`` or ``killed``.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 
 import yprov4ml_hpc
 from yprov4ml_hpc import Run
+from yprov4ml_hpc import _constants as C
 from yprov4ml_hpc._merge import build
 
 ValueFn = Callable[[int, int], float]
@@ -102,9 +104,20 @@ def make_run(
     return made
 
 
+@contextlib.contextmanager
+def edit_rank_file(path: Path) -> Iterator[h5py.File]:
+    """Open a closed rank file to change its layout by hand.  Its metadata record (``/meta``, a
+    copy of the root attributes and series) is removed, so the file reads like one written
+    before the record existed: from its layout, with the edit (a left record would win)."""
+    with h5py.File(path, "r+") as handle:
+        yield handle
+        if C.META_DATASET in handle:
+            del handle[C.META_DATASET]
+
+
 def mark_running(path: Path) -> None:
     """Make a closed rank file look like one whose process was SIGKILLed (never marked closed)."""
-    with h5py.File(path, "r+") as handle:
+    with edit_rank_file(path) as handle:
         handle.attrs["status"] = "running"
         handle.attrs["end_ns"] = 0
         del handle.attrs["wall_time_s"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import pytest
-from _merge_kit import make_run, merge, summary_of
+from _merge_kit import edit_rank_file, make_run, merge, summary_of
 
 from yprov4ml_hpc import DamagedRunError, MergeError, StorageError
 from yprov4ml_hpc._cli import main
@@ -17,7 +16,7 @@ def _damage(run_dir: Path) -> None:
     data = (ranks / "rank_000001.h5").read_bytes()
     (ranks / "rank_000001.h5").write_bytes(data[: len(data) // 3])  # truncated
     (ranks / "rank_000002.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 500)  # corrupt
-    with h5py.File(ranks / "rank_000003.h5", "r+") as handle:
+    with edit_rank_file(ranks / "rank_000003.h5") as handle:
         handle.attrs["schema_version"] = 99  # written by a newer yprov4ml_hpc
 
 

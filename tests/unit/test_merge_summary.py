@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from _merge_kit import make_run, merge, summary_of
+from _merge_kit import edit_rank_file, make_run, merge, summary_of
 
 DESIGN_KEYS = {
     "schema",
@@ -49,7 +49,7 @@ def _strict_json(path: Path) -> dict:
 
 
 def _set_host(run_dir: Path, rank: int, host: str) -> None:
-    with h5py.File(run_dir / "ranks" / f"rank_{rank:06d}.h5", "r+") as handle:
+    with edit_rank_file(run_dir / "ranks" / f"rank_{rank:06d}.h5") as handle:
         handle.attrs["host"] = host
 
 
@@ -173,7 +173,7 @@ def test_energy_codecarbon_per_node_else_gpu_and_rapl(
     made = make_run(tmp_path, monkeypatch, world_size=4, energy=energy)
     for rank, host in ((0, "a"), (1, "a"), (2, "b"), (3, "b")):
         _set_host(made.run_dir, rank, host)
-    with h5py.File(made.run_dir / "ranks" / "rank_000000.h5", "r+") as handle:
+    with edit_rank_file(made.run_dir / "ranks" / "rank_000000.h5") as handle:
         handle.attrs["energy_methods"] = json.dumps({"gpu0/energy_j": "nvml_energy_counter"})
     merge(made.run_dir)
     summary = _strict_json(made.run_dir / "summary.json")
@@ -199,7 +199,7 @@ def test_a_gpu_seen_by_two_ranks_is_counted_once(tmp_path: Path, monkeypatch: py
     made = make_run(tmp_path, monkeypatch, world_size=2, energy=energy)
     for rank in (0, 1):
         _set_host(made.run_dir, rank, "n1")
-        with h5py.File(made.run_dir / "ranks" / f"rank_{rank:06d}.h5", "r+") as handle:
+        with edit_rank_file(made.run_dir / "ranks" / f"rank_{rank:06d}.h5") as handle:
             handle.attrs["sampler_info"] = json.dumps({"gpu_uuids": {"0": "GPU-aaaa"}})
     merge(made.run_dir)
     summary = summary_of(made.run_dir)

@@ -9,10 +9,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import h5py
 import prov
 import pytest
-from _merge_kit import make_run, merge
+from _merge_kit import edit_rank_file, make_run, merge
 from prov.model import ProvDocument
 
 from yprov4ml_hpc._reader import RankMeta, read_rank_meta
@@ -202,7 +201,7 @@ def test_energy_and_emissions_with_their_methods_on_job_and_nodes(
     }
     made = make_run(tmp_path, monkeypatch, world_size=2, energy=energy)
     for rank, host in ((0, "a"), (1, "b")):
-        with h5py.File(made.run_dir / "ranks" / f"rank_{rank:06d}.h5", "r+") as handle:
+        with edit_rank_file(made.run_dir / "ranks" / f"rank_{rank:06d}.h5") as handle:
             handle.attrs["host"] = host
             handle.attrs["sampler_info"] = json.dumps({"carbon_country_iso_code": "FRA"})
             handle.attrs["energy_methods"] = json.dumps(

@@ -3,11 +3,21 @@
 A run directory may come from anyone: every object is checked before it is used (hard links
 only, data inside the file, 1-D numeric series, JSON records with their key, integer
 attributes in range, the rank attribute equal to the file name's).
+
+Two sources, one result.  A file written by this version holds a metadata record (``/meta``,
+``_meta_record.py``): the root attributes, every series with its statistics and the records
+in one JSON text, read in one go.  The record is used when it is there and passes every check
+the layout's values pass (the same ``_check_attrs``, the same record parsing, plus the
+record's own: types, ranges, counts that add up); otherwise (an older file, a record of
+another version, or one that fails any check: a crafted or damaged file) the layout itself is
+read and checked as before, and its verdict, a RankMeta or a DamagedRunError, is the answer.
+A record can make a read cheaper, never let through what the layout's checks refuse.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +26,8 @@ import numpy as np
 
 from .. import _constants as C
 from .._errors import DamagedRunError
+from .._meta_record import MetaRecord, decode_meta_record
+from .._meta_record import plain_attr as _attr
 from ._access import open_rank_file, opened_file, rank_of_file_name
 from ._records import RankAttrs, RankMeta, SeriesMeta, SeriesStats, decode_attrs
 
@@ -28,18 +40,6 @@ MAX_WORLD_SIZE = 2**22
 _INT_ATTRS = {"rank": 0, "world_size": 1, "local_rank": 0, "pid": 0, "start_ns": 0, "end_ns": 0}
 # The JSON-lines datasets and the str key every record of each must have.
 _RECORD_KEYS = {C.PARAMS_DATASET: "name", C.ARTIFACTS_DATASET: "name", C.EVENTS_DATASET: "event"}
-
-
-def _attr(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, str):
-        # h5py decodes invalid UTF-8 with surrogateescape; such a str cannot be encoded later
-        # (merge writes JSON/HDF5), so replace the bad bytes now, as for bytes above.
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _member(group: h5py.Group, name: str, kind: type[h5py.Group] | type[h5py.Dataset]) -> Any:
@@ -68,9 +68,14 @@ def _records(handle: h5py.File, name: str) -> tuple[dict[str, Any], ...]:
         return ()
     if ds.ndim != 1 or h5py.check_string_dtype(ds.dtype) is None:
         raise DamagedRunError(f"{name} is not a list of JSON strings")
+    return _parse_records(name, ds[...])
+
+
+def _parse_records(name: str, texts: Iterable[Any]) -> tuple[dict[str, Any], ...]:
+    """The JSON records of dataset ``name`` (as stored, or as copied into the meta record)."""
     key = _RECORD_KEYS[name]
     out = []
-    for i, raw in enumerate(ds[...]):
+    for i, raw in enumerate(texts):
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         if not text:
             continue
@@ -107,7 +112,10 @@ def _check_attrs(attrs: dict[str, Any], file_rank: int | None) -> None:
 
 
 def _root_attrs(handle: h5py.File, path: Path) -> RankAttrs:
-    raw = {key: _attr(value) for key, value in handle.attrs.items()}
+    return _typed_attrs({key: _attr(value) for key, value in handle.attrs.items()}, path)
+
+
+def _typed_attrs(raw: dict[str, Any], path: Path) -> RankAttrs:
     file_rank = rank_of_file_name(path.name)
     _check_attrs(raw, file_rank)
     return decode_attrs(raw, file_rank if file_rank is not None else _int_or_zero(raw.get("rank")))
@@ -159,33 +167,81 @@ def read_rank_attrs(path: Path) -> RankAttrs:
         raise _wrap(path, exc) from exc
 
 
+def _meta_record(handle: h5py.File, path: Path) -> tuple[MetaRecord, RankAttrs] | None:
+    """The file's metadata record and its checked attributes, or None: no record, one of
+    another version, or one that fails a check (the caller then reads the layout)."""
+    try:
+        ds = _member(handle, C.META_DATASET, h5py.Dataset)
+        if ds is None or ds.shape != () or h5py.check_string_dtype(ds.dtype) is None:
+            return None
+        raw = ds[()]
+        record = decode_meta_record(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+        if record is None:
+            return None
+        return record, _typed_attrs(record.attrs, path)
+    except Exception:  # noqa: BLE001 - MetaRecordError, DamagedRunError, or h5py's for a damaged record
+        return None
+
+
+def _meta_from_record(
+    handle: h5py.File, path: Path, record: MetaRecord, attrs: RankAttrs, stats: bool
+) -> RankMeta | None:
+    if record.records is None:  # the records were too large to copy: read as in the layout
+        records = {name: _records(handle, name) for name in _RECORD_KEYS}
+    else:
+        try:
+            records = {name: _parse_records(name, record.records[name]) for name in _RECORD_KEYS}
+        except (DamagedRunError, ValueError, RecursionError):
+            return None  # the layout's copy is read, and judged, instead
+    series = [
+        SeriesMeta(s.name, s.context, s.h5path, s.count, s.stats if stats else None) for s in record.series
+    ]
+    return _rank_meta(handle, path, attrs, records, series)
+
+
+def _meta_from_layout(handle: h5py.File, path: Path, stats: bool) -> RankMeta:
+    attrs = _root_attrs(handle, path)
+    series = []
+    metrics = _member(handle, C.METRICS_GROUP, h5py.Group)
+    for ctx_key in metrics if metrics is not None else []:
+        ctx_group = _member(metrics, ctx_key, h5py.Group)
+        for key in ctx_group:
+            series.append(_series(_member(ctx_group, key, h5py.Group), handle if stats else None))
+    return _rank_meta(handle, path, attrs, {name: _records(handle, name) for name in _RECORD_KEYS}, series)
+
+
+def _rank_meta(
+    handle: h5py.File,
+    path: Path,
+    attrs: RankAttrs,
+    records: dict[str, tuple[dict[str, Any], ...]],
+    series: list[SeriesMeta],
+) -> RankMeta:
+    source, file_bytes = opened_file(handle, path)  # a journal's .h5, if folded since
+    return RankMeta(
+        rank=attrs.rank,
+        path=source,
+        attrs=attrs,
+        params=records[C.PARAMS_DATASET],
+        artifacts=records[C.ARTIFACTS_DATASET],
+        events=records[C.EVENTS_DATASET],
+        series=tuple(series),
+        file_bytes=file_bytes,
+    )
+
+
 def read_rank_meta(path: Path, *, stats: bool = False) -> RankMeta:
     """Everything about one rank file except metric values; ``stats=True`` adds each series'
-    statistics (what a merge needs; it reads the values once).
+    statistics (what a merge needs).  From the file's metadata record when it has a valid one
+    (one read), else from its layout (``stats=True`` then reads every point once).
 
     Raises DamagedRunError (naming the file and the reason) when it cannot be read.
     """
     try:
         with open_rank_file(path) as handle:
-            attrs = _root_attrs(handle, path)
-            series = []
-            metrics = _member(handle, C.METRICS_GROUP, h5py.Group)
-            for ctx_key in metrics if metrics is not None else []:
-                ctx_group = _member(metrics, ctx_key, h5py.Group)
-                for key in ctx_group:
-                    series.append(_series(_member(ctx_group, key, h5py.Group), handle if stats else None))
-            records = {name: _records(handle, name) for name in _RECORD_KEYS}
-            source, file_bytes = opened_file(handle, path)  # a journal's .h5, if folded since
-            return RankMeta(
-                rank=attrs.rank,
-                path=source,
-                attrs=attrs,
-                params=records[C.PARAMS_DATASET],
-                artifacts=records[C.ARTIFACTS_DATASET],
-                events=records[C.EVENTS_DATASET],
-                series=tuple(series),
-                file_bytes=file_bytes,
-            )
+            found = _meta_record(handle, path)
+            meta = None if found is None else _meta_from_record(handle, path, *found, stats)
+            return meta if meta is not None else _meta_from_layout(handle, path, stats)
     except Exception as exc:  # anything a crafted or damaged file provokes in h5py/numpy/json
         raise _wrap(path, exc) from exc
 
