@@ -30,11 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from .._constants import JOURNAL_FILE_TEMPLATE, JOURNAL_SUFFIX, RANK_FILE_SUFFIX, RANK_FILE_TEMPLATE
 from .._errors import DamagedRunError
 from .._fold import fold_to_memory
-from .._journal import FRAME_HEADER, JournalParser
+from .._journal import FRAME_HEADER, JournalContents, JournalParser
 
 __all__ = ["RankFiles", "open_rank_file", "opened_file", "rank_of_file_name", "scan_rank_files"]
 
@@ -244,6 +245,7 @@ class _JournalCache:
             return entry
         snapshot = _Snapshot(fold_to_memory(path, contents))
         self.folds += 1
+        _compact(contents)
         if entry is not None:
             entry.snapshot.retire()
         fresh = _Entry(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, parser, snapshot)
@@ -269,6 +271,16 @@ class _JournalCache:
                 continue
             total -= self._entries[key].cost
             self._drop(key)
+
+
+def _compact(contents: JournalContents) -> None:
+    """One batch per series instead of one per frame: the next fold concatenates one array
+    and the frames appended since, not thousands of small ones (a live journal's frames hold
+    a few dozen points each)."""
+    for batches in contents.series.values():
+        if len(batches) > 1:
+            merged = tuple(np.concatenate(column) for column in zip(*batches, strict=True))
+            batches[:] = [(merged[0], merged[1], merged[2])]
 
 
 _journals = _JournalCache()
