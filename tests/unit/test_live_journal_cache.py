@@ -59,7 +59,7 @@ def _fresh_cache() -> None:
     _access._journals.clear()
 
 
-def test_each_open_sees_what_was_appended_and_an_unchanged_journal_is_not_folded_again(tmp_path: Path) -> None:
+def test_each_open_sees_what_was_appended_and_an_unchanged_journal_is_not_refolded(tmp_path: Path) -> None:
     path = _journal(tmp_path)
     assert _steps(path) == list(range(10))
     folds = _access._journals.folds
@@ -169,7 +169,7 @@ def test_readers_on_threads_while_the_journal_grows_see_exact_prefixes(tmp_path:
                 steps = _steps(path)
                 if steps != list(range(len(steps))):
                     problems.append(f"not a prefix: {len(steps)}")
-            except Exception as exc:  # noqa: BLE001 - any failure is the finding
+            except Exception as exc:  # any failure is the finding
                 problems.append(repr(exc))
 
     readers = [threading.Thread(target=read) for _ in range(3)]

@@ -2,7 +2,8 @@
 
 usage: live_reader.py RUN_DIR WORLD_SIZE
 Each read is load_run plus every series of every rank (and their values checked: an exact
-prefix of what the job logs).  Stops once summary.json exists (the job has finalized).
+prefix of what the job logs, with exactly the points the rank's meta counted).  Stops once
+summary.json exists (the job has finalized).
 A read is *live* when at least one rank was read through its journal (the rank was still
 writing, or had not folded yet): only those count as live reads.
 Prints {"reads": n, "live_reads": n, "journal_reads": rank reads through a journal,
@@ -51,6 +52,10 @@ def main() -> None:
             expected = np.arange(len(series))
             if not (np.array_equal(series.step, expected) and np.array_equal(series.value, expected * sign)):
                 bad.append(f"rank {rank} {name}: {len(series)} points not a prefix")
+            # One snapshot per read: the series has exactly the points its rank's meta counted.
+            counted = next(s.count for s in data.meta(rank).series if (s.name, s.context) == (name, context))
+            if len(series) != counted:
+                bad.append(f"rank {rank} {name}: {len(series)} points, the meta counted {counted}")
         if done:
             break
     final = prov4ml.load_run(run_dir)
