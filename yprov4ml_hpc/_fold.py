@@ -102,9 +102,11 @@ def write_layout(contents: JournalContents, handle: h5py.File) -> None:
     handle.create_dataset(C.META_DATASET, data=record, dtype=_STR)
 
 
-def fold_to_memory(journal: Path) -> h5py.File:
-    """The journal as an in-memory HDF5 rank file (nothing is written to disk)."""
-    contents = read_journal(journal)
+def fold_to_memory(journal: Path, contents: JournalContents | None = None) -> h5py.File:
+    """The journal (or ``contents`` already read from it) as an in-memory HDF5 rank file
+    (nothing is written to disk)."""
+    if contents is None:
+        contents = read_journal(journal)
     # The core driver keys open files by name: a unique one per fold, never created on disk.
     name = f"{journal}.fold-{os.getpid()}-{next(_memory_names)}"
     handle = h5py.File(name, "w", driver="core", backing_store=False)

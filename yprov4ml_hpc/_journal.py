@@ -47,6 +47,8 @@ from . import _constants as C
 __all__ = [
     "FRAME_HEADER",
     "JournalContents",
+    "JournalError",
+    "JournalParser",
     "encode_attrs",
     "encode_header",
     "encode_points",
@@ -178,10 +180,46 @@ class JournalError(ValueError):
     """The journal's good frames do not describe a rank (no header, an unknown series id...)."""
 
 
-def parse_journal(data: bytes | memoryview) -> JournalContents:
-    out = JournalContents(total_bytes=len(data))
-    names: dict[int, tuple[str, str]] = {}
-    for kind, payload, end in iter_frames(data):
+class JournalParser:
+    """Parse a journal in pieces, as it grows: :meth:`feed` the bytes from :attr:`good_bytes` on.
+
+    A journal only grows (its writer appends whole frames; after a failed write it truncates
+    back to its last good frame, never below a frame a reader could have read), so the good
+    frames already parsed stay the journal's prefix and a live reader parses only what was
+    appended since.  ``contents`` is what the frames parsed so far say.
+    """
+
+    def __init__(self) -> None:
+        self.contents = JournalContents()
+        self._names: dict[int, tuple[str, str]] = {}
+        # Where the last good frame starts, and its 16 header bytes (their crc covers the
+        # frame): whether the bytes parsed are still the file's is one small read.
+        self.last_frame_start = 0
+        self.last_frame_header = b""
+
+    @property
+    def good_bytes(self) -> int:
+        return self.contents.good_bytes
+
+    def feed(self, data: bytes | memoryview) -> int:
+        """Parse ``data``, the journal's bytes from :attr:`good_bytes` on; return the number of
+        good frames taken (0: none complete yet).  Raises JournalError for frames that do not
+        describe a rank; the parser is then unusable."""
+        out, names, base = self.contents, self._names, self.contents.good_bytes
+        out.total_bytes = base + len(data)
+        start, taken = 0, 0
+        for kind, payload, end in iter_frames(data):
+            self._take(kind, payload, out, names)
+            self.last_frame_start = base + start
+            self.last_frame_header = bytes(data[start : start + FRAME_HEADER.size])
+            out.good_bytes = base + end
+            start, taken = end, taken + 1
+        return taken
+
+    @staticmethod
+    def _take(
+        kind: int, payload: memoryview, out: JournalContents, names: dict[int, tuple[str, str]]
+    ) -> None:
         if kind == KIND_HEADER:
             if out.good_bytes:
                 raise JournalError("a second header frame")
@@ -215,10 +253,18 @@ def parse_journal(data: bytes | memoryview) -> JournalContents:
             out.attrs.update(json.loads(bytes(payload)))
         else:
             raise JournalError(f"unknown frame kind {kind}")
-        out.good_bytes = end
-    if not out.good_bytes:
-        raise JournalError("no complete header frame (the rank died while creating it)")
-    return out
+
+    def result(self) -> JournalContents:
+        """The contents parsed so far; JournalError if not even the header frame is complete."""
+        if not self.contents.good_bytes:
+            raise JournalError("no complete header frame (the rank died while creating it)")
+        return self.contents
+
+
+def parse_journal(data: bytes | memoryview) -> JournalContents:
+    parser = JournalParser()
+    parser.feed(data)
+    return parser.result()
 
 
 def read_journal(path: Path) -> JournalContents:

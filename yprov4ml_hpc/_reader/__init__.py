@@ -327,7 +327,8 @@ def _read_many(paths: list[Path], stats: bool, workers: int) -> Iterator[tuple[R
     ):
         yield from map(_read_or_reason, jobs)
         return
-    # fork: no HDF5 file is open in this process at this point, and workers start in ~ms.
+    # fork: no HDF5 file on disk is open in this process at this point (the journal cache holds
+    # only in-memory files, and a child forgets it: _access), and workers start in ~ms.
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         yield from pool.map(_read_or_reason, jobs, chunksize=max(1, min(64, len(paths) // (4 * workers))))

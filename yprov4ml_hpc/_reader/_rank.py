@@ -250,13 +250,22 @@ def read_series_arrays(path: Path, h5path: str, count: int) -> tuple[Any, Any, A
     """``(step int64, value float64, time_ns int64)`` of one series, its first ``count`` points.
 
     The file was checked when its meta was read, but it may have changed since: checked again.
+    A live journal is read from the fold this process last made of it when that holds the
+    ``count`` points (a journal only grows: they are the same points), else as it is now.
     """
     try:
-        with open_rank_file(path) as handle:
-            group = handle[h5path]
-            if not isinstance(group, h5py.Group):
-                raise DamagedRunError(f"{h5path} is not a group")
-            return _arrays([_member(group, k, h5py.Dataset) for k in ("step", "value", "time_ns")], count)
+        for latest in (False, True):
+            with open_rank_file(path, latest=latest) as handle:
+                group = handle.get(h5path) if not latest else handle[h5path]
+                if group is None:
+                    continue  # the series is newer than the fold this process had
+                if not isinstance(group, h5py.Group):
+                    raise DamagedRunError(f"{h5path} is not a group")
+                datasets = [_member(group, k, h5py.Dataset) for k in ("step", "value", "time_ns")]
+                arrays = _arrays(datasets, count)
+                if latest or min(len(a) for a in arrays) >= count:
+                    return arrays
+        raise AssertionError("unreachable: the latest read returns or raises")
     except Exception as exc:
         raise DamagedRunError(
             f"{path.name}: series {h5path} unreadable ({type(exc).__name__}: {exc})"

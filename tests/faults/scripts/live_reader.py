@@ -1,9 +1,13 @@
 """Live reader: read a run directory again and again while its job writes, until it ends.
 
-usage: live_reader.py RUN_DIR WORLD_SIZE MIN_READS
+usage: live_reader.py RUN_DIR WORLD_SIZE
 Each read is load_run plus every series of every rank (and their values checked: an exact
-prefix of what the job logs).  Stops once summary.json exists and MIN_READS reads were made.
-Prints {"reads": n, "problems": [...up to 10], "bad_values": [...], "final": {...}}.
+prefix of what the job logs, with exactly the points the rank's meta counted).  Stops once
+summary.json exists (the job has finalized).
+A read is *live* when at least one rank was read through its journal (the rank was still
+writing, or had not folded yet): only those count as live reads.
+Prints {"reads": n, "live_reads": n, "journal_reads": rank reads through a journal,
+"problems": [...up to 10], "n_problems": n, "bad_values": [...], "final": {...}, "seconds": s}.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import yprov4ml_hpc as prov4ml
 
 
 def main() -> None:
-    run_dir, world, min_reads = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    reads, problems, bad = 0, [], []
-    deadline = time.monotonic() + 600
+    run_dir, world = Path(sys.argv[1]), int(sys.argv[2])
+    reads, live_reads, journal_reads, problems, bad = 0, 0, 0, [], []
+    started = time.monotonic()
+    deadline = started + 600
     while time.monotonic() < deadline:
         done = (run_dir / "summary.json").exists()
         try:
@@ -30,6 +35,9 @@ def main() -> None:
             time.sleep(0.01)  # no rank file yet
             continue
         reads += 1
+        through_journal = sum(1 for r in data.ranks if r.path is not None and r.path.suffix == ".journal")
+        journal_reads += through_journal
+        live_reads += through_journal > 0
         for name, reason in data.problems:
             problems.append(f"{name}: {reason}"[:300])
         for name, context, rank in data.series_keys():
@@ -44,11 +52,17 @@ def main() -> None:
             expected = np.arange(len(series))
             if not (np.array_equal(series.step, expected) and np.array_equal(series.value, expected * sign)):
                 bad.append(f"rank {rank} {name}: {len(series)} points not a prefix")
-        if done and reads >= min_reads:
+            # One snapshot per read: the series has exactly the points its rank's meta counted.
+            counted = next(s.count for s in data.meta(rank).series if (s.name, s.context) == (name, context))
+            if len(series) != counted:
+                bad.append(f"rank {rank} {name}: {len(series)} points, the meta counted {counted}")
+        if done:
             break
     final = prov4ml.load_run(run_dir)
     print(json.dumps({
-        "reads": reads, "problems": problems[:10], "n_problems": len(problems), "bad_values": bad[:10],
+        "reads": reads, "live_reads": live_reads, "journal_reads": journal_reads,
+        "seconds": round(time.monotonic() - started, 1),
+        "problems": problems[:10], "n_problems": len(problems), "bad_values": bad[:10],
         "final": {"statuses": [r.status for r in final.ranks], "problems": final.problems,
                   "files": sorted(p.name for p in (run_dir / "ranks").iterdir())},
         "world": world,
