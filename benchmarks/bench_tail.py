@@ -2,8 +2,12 @@
 
 Every call is timed on its own (``perf_counter_ns`` before and after, stored in a preallocated
 array): 10 series filling together (one call per series per step, as a training loop logs its
-metrics), ``--calls`` calls in all.  Reported: p50, p99, p99.9, p99.99, max and mean (ns), with
-the timer's own cost measured the same way (``floor``).
+metrics), ``--calls`` calls in all.  Reported: p50, p99, p99.9, p99.99, max, mean (ns) and the
+number of calls over 200 us, with the timer's own cost measured the same way (``floor``) and
+the same loop calling a Python function that does nothing (``noop``): what the machine itself
+(scheduler, other jobs, page faults) does to a Python loop, whatever the call does.  On a
+shared 2-core machine the noop loop's maximum is milliseconds; a writer that never makes the
+training thread wait shows no more slow calls than that.
 
 Before and after in one run: ``--baseline REF`` (a git commit, default the last commit before
 the journal) is exported with ``git archive`` into a temporary folder and measured in a child
@@ -55,6 +59,8 @@ def _child(calls: int, save: str) -> dict[str, Any]:
         t0 = pc()
         floor[j] = pc() - t0
     steps = calls // SERIES
+    noop_lat = np.zeros(calls, dtype=np.int64)
+    _timed_loop(_noop, keys, steps, noop_lat.data, pc)
     j = 0
     started = time.perf_counter()
     for step in range(steps):
@@ -65,7 +71,8 @@ def _child(calls: int, save: str) -> dict[str, Any]:
             j += 1
     loop_s = time.perf_counter() - started
     lat = lat[:j]
-    out: dict[str, Any] = {"calls": j, "loop_s": loop_s, "floor": _stats(floor), "log_metric": _stats(lat)}
+    out: dict[str, Any] = {"calls": j, "loop_s": loop_s, "floor": _stats(floor), "log_metric": _stats(lat),
+                           "noop": _stats(noop_lat[:j])}
     # the 10 worst calls and where they fell (a flush of every ring at one step shows as a cluster)
     worst = np.argsort(lat)[-10:][::-1]
     out["worst"] = [{"call": int(i), "step": int(i) // SERIES, "ns": int(lat[i])} for i in worst]
@@ -84,6 +91,20 @@ def _child(calls: int, save: str) -> dict[str, Any]:
     return out
 
 
+def _noop(key: str, value: float, context: str, step: int) -> None:
+    """The same call shape as log_metric, doing nothing: the machine's own noise floor."""
+
+
+def _timed_loop(fn: Any, keys: list[str], steps: int, view: Any, pc: Any) -> None:
+    j = 0
+    for step in range(steps):
+        for key in keys:
+            t0 = pc()
+            fn(key, 0.5, "training", step)
+            view[j] = pc() - t0
+            j += 1
+
+
 def _stats(values: Any) -> dict[str, float]:
     import numpy as np
 
@@ -91,6 +112,7 @@ def _stats(values: Any) -> dict[str, float]:
     return {
         "p50": float(pct[0]), "p99": float(pct[1]), "p99.9": float(pct[2]), "p99.99": float(pct[3]),
         "max": float(values.max()), "mean": float(values.mean()),
+        "over_200us": float((values > 200_000).sum()),
     }
 
 
@@ -126,8 +148,10 @@ def bench(calls: int, rounds: int, baseline: str) -> dict[str, Any]:
     for which, runs in results.items():
         summary[which] = {
             key: median([run["log_metric"][key] for run in runs])
-            for key in ("p50", "p99", "p99.9", "p99.99", "max", "mean")
+            for key in ("p50", "p99", "p99.9", "p99.99", "max", "mean", "over_200us")
         }
+        summary[which]["noop_max"] = median([run["noop"]["max"] for run in runs])
+        summary[which]["noop_over_200us"] = median([run["noop"]["over_200us"] for run in runs])
         summary[which]["floor_p50"] = median([run["floor"]["p50"] for run in runs])
     after = results["after"]
     for key in ("journal_bytes_per_point", "h5_bytes_per_point", "writer_points_per_s", "end_run_s"):

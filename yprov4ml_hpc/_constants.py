@@ -66,6 +66,9 @@ DEFAULT_BUFFER_SIZE = 4096
 DEFAULT_FLUSH_INTERVAL_S = 10.0
 DEFAULT_CONTEXT = "default"  # stored when log_metric(context=None)
 DEFAULT_FINALIZE_TIMEOUT_S = 120.0
+# After its SIGTERM flush a rank of an MPI job waits in MPI_Finalize for its siblings' flushes
+# (mpiexec kills every rank as soon as one exits unfinalized); at most this long.
+SIGTERM_SIBLINGS_WAIT_S = 5.0
 DEFAULT_SYSTEM_METRICS_INTERVAL_S = 10.0
 DEFAULT_PROV_DETAIL = "auto"
 PROV_DETAIL_AUTO_MAX_RANKS = 16

@@ -4,8 +4,11 @@ SIGTERM is what Slurm sends before SIGKILL at the time limit: we hand every ring
 journal writer, append a ``killed`` status frame, then let the previous handler or the default
 action proceed, so the process still dies as the launcher expects (the journal is folded into
 HDF5 later, by the reader in memory or by ``merge``; folding here would keep a dying process
-alive longer).  A SIGTERM that arrives while the run is closing (end_run, atexit) waits for the
-close to finish, then ends the process.  ``atexit`` closes a run that was never ended.
+alive longer).  In an MPI job a rank that has flushed then waits in ``MPI_Finalize`` (bounded)
+before it dies: mpiexec (MPICH's hydra, Open MPI) SIGKILLs every rank the moment one exits
+without finalizing, which would cut a slower sibling's flush short.  A SIGTERM that arrives
+while the run is closing (end_run, atexit) waits for the close to finish, then ends the
+process.  ``atexit`` closes a run that was never ended.
 
 A forked child inherits these hooks: they do nothing there (the parent owns the run), and a
 SIGTERM in the child (``Pool.terminate``) takes its previous/default action at once.
@@ -42,6 +45,35 @@ def _mpi_finalized(run: Run) -> bool:
         return bool(mpi.Is_finalized())
     except Exception:  # noqa: BLE001 - a broken MPI is as good as gone
         return True
+
+
+def _finalize_with_siblings(run: Run, signum: int) -> None:
+    """A dying rank of an MPI job waits in MPI_Finalize until every rank has called it.
+
+    Without this, the first rank to die ends the job: the launcher SIGKILLs its siblings at
+    once, grace period or not, and the slowest one's SIGTERM flush is cut short (fault F8).
+    Each rank flushed before it gets here, so once all are here all have flushed.  A sibling
+    that never gets here (stuck in a collective the others left) must not keep this process
+    alive: a watchdog delivers ``signum`` with its default action after SIGTERM_SIBLINGS_WAIT_S.
+    """
+    if run.launch.comm is None or "mpi4py.MPI" not in sys.modules:
+        return
+    mpi = sys.modules["mpi4py.MPI"]
+    try:
+        if not mpi.Is_initialized() or mpi.Is_finalized():
+            return
+    except Exception:  # noqa: BLE001 - a broken MPI: just die
+        return
+    signal.signal(signum, signal.SIG_DFL)  # the watchdog's signal ends us even inside MPI's C code
+    watchdog = threading.Timer(C.SIGTERM_SIBLINGS_WAIT_S, os.kill, (os.getpid(), signum))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        mpi.Finalize()
+    except Exception:  # noqa: BLE001 - dying anyway; the data is on disk
+        pass
+    finally:
+        watchdog.cancel()
 
 
 def block_for_fork() -> bool:
@@ -156,6 +188,8 @@ class ProcessHooks:
         try:
             self._run.end(C.STATUS_KILLED, f"signal {name}", finalize=False, fold=False)  # uninstalls us
         finally:  # even if some data could not be written: the process must still end
+            if previous == signal.SIG_DFL or previous is None:
+                _finalize_with_siblings(self._run, signum)
             self._pass_on(signum, frame, previous)
 
     @staticmethod
