@@ -82,6 +82,15 @@ def _measure(tree: Path, template: Path, ranks: int, out: Path) -> dict[str, Any
     return dict(json.loads(line[len("RESULT ") :]))
 
 
+def _commit(tree: Path | None) -> str | None:
+    """The commit a source tree is checked out at (None without git or a baseline)."""
+    if tree is None:
+        return None
+    proc = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=False)
+    return proc.stdout.strip() or None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1024,16384,131072", help="rank counts, comma separated")
@@ -114,7 +123,7 @@ def main() -> int:
                         "peak_rss_mb": round(median([s["peak_rss_mb"] for s in got]), 1),
                         "rss_metas_mb": round(median([s["rss_metas_mb"] for s in got]), 1),
                         "bytes_per_rank": round(got[0]["prov_json_bytes"] / ranks, 1),
-                        "package": got[0]["package"],
+                        "package": os.path.relpath(got[0]["package"], trees[name]),
                     }
                 )
     lines = [
@@ -126,7 +135,10 @@ def main() -> int:
         f"{r['rss_metas_mb']:.0f} | {r['bytes_per_rank']:.0f} |"
         for r in rows
     ]
-    write_results(args.out, "build", "\n".join(lines), rows=rows)
+    # The baseline is a tree on this machine: results name it by commit, not by its path.
+    command = " ".join(["python3", *("BASELINE_TREE" if a == args.baseline else a for a in sys.argv)])
+    write_results(args.out, "build", "\n".join(lines), rows=rows, command=command,
+                  baseline_commit=_commit(trees.get("baseline")))
     return 0
 
 
