@@ -32,7 +32,6 @@ class MetricBuffer:
         "context",
         "due",
         "half",
-        "handed",
         "head",
         "name",
         "next_step",
@@ -62,7 +61,6 @@ class MetricBuffer:
         self.head = 0  # total points ever written (producer)
         self.tail = 0  # total points ever handed to storage (consumer)
         self.due = half  # head at which the producer hands a half to the writer
-        self.handed = 0  # end of the last batch the producer handed over (producer only)
         self.next_step = 0  # auto-increment for step=None
 
     def pending(self) -> int:
@@ -75,23 +73,15 @@ class MetricBuffer:
         The consumer reads the slices, then publishes ``tail = head``; points written after the
         ``head`` snapshot stay for the next drain.
         """
-        head = self.head
-        return head, self.slices(self.tail, head)
-
-    def slices(self, first: int, end: int) -> list[slice]:
-        """The contiguous pieces of the points ``[first, end)`` (counted since the start)."""
-        count = end - first
+        head, tail = self.head, self.tail
+        count = head - tail
         if count <= 0:
-            return []
-        start = first % self.capacity
+            return head, []
+        start = tail % self.capacity
         stop = start + count
         if stop <= self.capacity:
-            return [slice(start, stop)]
-        return [slice(start, self.capacity), slice(0, stop - self.capacity)]
-
-    def columns(self, pieces: list[slice]) -> list[list[memoryview]]:
-        """step, value and time_ns of ``pieces`` as byte views (no copy), in frame order."""
-        return [[array[p].data.cast("B") for p in pieces] for array in (self.step, self.value, self.time_ns)]
+            return head, [slice(start, stop)]
+        return head, [slice(start, self.capacity), slice(0, stop - self.capacity)]
 
     def drain(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         """Copy out every pending point in logging order and mark it consumed (one consumer)."""

@@ -57,7 +57,6 @@ __all__ = [
     "iter_frames",
     "json_default",
     "parse_journal",
-    "points_frame_head",
     "points_frame_parts",
     "read_journal",
 ]
@@ -132,26 +131,6 @@ def points_frame_parts(
             crc = zlib.crc32(piece, crc)
             parts.append(piece)
     return [prefix + _ID.pack(crc) + id_count, *parts]
-
-
-# zlib.crc32 releases the GIL for buffers over 5 KiB; feeding it 4 KiB at a time keeps the GIL,
-# so the training thread that checksums a batch at hand-off never has to win it back from the
-# writer (each such hand-back can stall it for a scheduler slice on a busy node).
-_CRC_CHUNK = 4096
-
-
-def points_frame_head(series_id: int, columns: list[list[memoryview]]) -> bytes:
-    """The 20-byte head (header + id/count) of a points frame whose columns are ``columns``
-    (step, value, time_ns pieces as bytes views), checksummed without releasing the GIL."""
-    n = sum(len(piece) for piece in columns[1]) // 8
-    id_count = _ID_COUNT.pack(series_id, n)
-    prefix = _PREFIX.pack(MAGIC, KIND_POINTS, len(id_count) + 24 * n)
-    crc = zlib.crc32(id_count, zlib.crc32(prefix))
-    for column in columns:
-        for piece in column:
-            for start in range(0, len(piece), _CRC_CHUNK):
-                crc = zlib.crc32(piece[start : start + _CRC_CHUNK], crc)
-    return prefix + _ID.pack(crc) + id_count
 
 
 def encode_points(series_id: int, step: np.ndarray, value: np.ndarray, time_ns: np.ndarray) -> bytes:

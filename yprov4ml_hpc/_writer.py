@@ -1,13 +1,10 @@
 """JournalWriter: the one thread that writes a rank's journal, so the training thread never does.
 
-The training thread hands work over without I/O and without locks: when a ring's half is
-full it checksums that batch (with the GIL held, about 10 us for 2,048 points) and puts it
-onto ``_due`` (a deque append), an encoded record or attribute frame onto ``_frames``, then
-one byte into a non-blocking wake-up socket if the writer sleeps.  The writer appends every
-batch due with ONE ``os.writev`` straight from the rings (it releases the GIL; a background
-h5py write would hold it for milliseconds).  So a writer cycle takes the GIL a handful of
-times, not a few times per ring: each time the writer wins the GIL back, the training thread
-may wait a scheduler slice for it on a busy node.
+The training thread hands work over without I/O and without locks: a ring whose half is full
+goes onto ``_due`` (a deque append), an encoded record or attribute frame onto ``_frames``,
+then one byte into a non-blocking wake-up pipe.  The writer copies the points out of the
+rings into frames and appends them with plain ``os.write`` (which releases the GIL: a
+background h5py write would hold it for milliseconds).
 
 Waiting (``flush()``, a ring the writer is a whole ring behind on) polls a second pipe with
 ``select`` and a short timeout, never a lock: a signal handler that interrupts a wait and
@@ -34,15 +31,13 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from ._buffer import MetricBuffer
-from ._journal import encode_attrs, encode_header, encode_series, points_frame_head, points_frame_parts
+from ._journal import encode_attrs, encode_header, encode_series, points_frame_parts
 
 __all__ = ["JournalWriter"]
 
 # Counter attributes (log_calls, points, ...) ride along a hand-off cycle at most this often;
 # timer flushes, explicit flushes and close always write them.
 _COUNTERS_MAX_AGE_S = 1.0
-# iovecs per writev (Linux's IOV_MAX is 1024; a batch is at most 7 buffers).
-_MAX_IOVECS = 512
 # How long a waiter sleeps in select() before looking again (a wake-up byte may have been
 # consumed by another waiter, e.g. a signal handler's end_run nested in an interrupted flush).
 _WAIT_POLL_S = 0.05
@@ -101,8 +96,7 @@ class JournalWriter:
             raise
         self.identity = (stat.st_dev, stat.st_ino)
         self.good_bytes = len(frame)
-        # (ring, first point, end, checksummed frame head): batches in hand-off order.
-        self._due: collections.deque[tuple[MetricBuffer, int, int, bytes]] = collections.deque()
+        self._due: collections.deque[MetricBuffer] = collections.deque()
         self._frames: collections.deque[bytes] = collections.deque()
         self._backlog: collections.deque[tuple[bytes, int]] = collections.deque()  # (frame, points)
         self._backlog_bytes = 0
@@ -140,13 +134,8 @@ class JournalWriter:
 
     # --- called by producers (training thread, samplers, signal handlers) ---------------------
     def hand_off(self, ring: MetricBuffer) -> None:
-        """A ring's half is full: checksum the points not handed over yet and queue them for the
-        writer (no lock, no I/O; a syscall only if the writer sleeps).  Producer thread only."""
-        first, end = ring.handed, ring.head
-        if end > first:
-            head = points_frame_head(ring.series_id, ring.columns(ring.slices(first, end)))
-            ring.handed = end
-            self._due.append((ring, first, end, head))
+        """A ring's half is full: queue it for the writer (no lock; a syscall only if it sleeps)."""
+        self._due.append(ring)
         if self._idle:  # a busy writer looks at _due again before it sleeps (see _loop)
             self._wake()
 
@@ -179,7 +168,7 @@ class JournalWriter:
         return self.wait(lambda: self._flush_done >= ticket)
 
     def wait_for_room(self, ring: MetricBuffer) -> bool:
-        """Block until the writer has drained some of a completely full ``ring`` (producer)."""
+        """Block until the writer has drained some of a completely full ``ring``."""
         self.hand_off(ring)
         return self.wait(lambda: ring.head - ring.tail < ring.capacity)
 
@@ -275,13 +264,14 @@ class JournalWriter:
 
     def _cycle(self, full: bool) -> None:
         started = time.perf_counter()
-        batches = []
-        while self._due:
-            batches.append(self._due.popleft())
-        self._write_batches(batches)
-        rings: Iterable[MetricBuffer] = []
+        rings: Iterable[MetricBuffer]
         if full:
+            self._due.clear()
             rings = [r for r in self._rings() if r.head != r.tail]
+        else:
+            rings = []
+            while self._due:
+                rings.append(self._due.popleft())
         for ring in rings:
             self._take(ring)
         while self._frames:
@@ -307,85 +297,42 @@ class JournalWriter:
             "flush_time_s": self.flush_time_s,
         }
 
-    def _define(self, ring: MetricBuffer) -> None:
-        """Queue the ring's SERIES frame before its first points."""
+    def _take(self, ring: MetricBuffer) -> None:
+        """Write a ring's pending points, then release them to the producer.
+
+        Normally straight from the ring with ``os.writev`` (no copy, and little time holding
+        the GIL, which the training thread needs); when earlier frames are still waiting
+        (disk trouble) the points are copied into the backlog behind them, in order.
+        """
+        head, pieces = ring.pending_slices()
+        if not pieces:
+            return
         if ring.series_id not in self._defined:
             self._defined.add(ring.series_id)
             self._push(encode_series(ring.series_id, ring.name, ring.context), 0)
-
-    def _write_batches(self, batches: list[tuple[MetricBuffer, int, int, bytes]]) -> None:
-        """Write the batches handed over, in order, with one ``writev`` (per _MAX_IOVECS).
-
-        A batch whose first point is not its ring's ``tail`` overlaps a drain that a flush
-        made meanwhile: its checksum covers other points, so the ring is drained up to the
-        batch's end the usual way instead (``_take``).
-        """
-        frames: list[tuple[MetricBuffer, int, int, list[bytes | memoryview]]] = []
-        written_to: dict[int, int] = {}  # id(ring) -> its tail once ``frames`` are written
-        iovecs = 0
-        for ring, first, end, head in batches:
-            tail = written_to.get(id(ring), ring.tail)
-            if end <= tail:
-                continue  # a flush's drain wrote these points already
-            if first != tail:
-                self._write_frames(frames)
-                frames, written_to, iovecs = [], {}, 0
-                self._take(ring, end)
-                continue
-            self._define(ring)
-            parts: list[bytes | memoryview] = [head]
-            for column in ring.columns(ring.slices(first, end)):
-                parts.extend(column)
-            frames.append((ring, first, end, parts))
-            written_to[id(ring)] = end
-            iovecs += len(parts)
-            if iovecs >= _MAX_IOVECS:
-                self._write_frames(frames)
-                frames, written_to, iovecs = [], {}, 0
-        self._write_frames(frames)
-
-    def _write_frames(self, frames: list[tuple[MetricBuffer, int, int, list[bytes | memoryview]]]) -> None:
-        """Append complete points frames (ring, first, end, buffers), then release their points to
-        the producers.  Normally one ``os.writev`` straight from the rings (no copy); when
-        earlier frames are still waiting (disk trouble) or the write fails, the frames are
-        copied into the backlog behind them, in order."""
-        if not frames:
-            return
         if self._backlog:
             self._write_backlog()
-        points = sum(end - first for _, first, end, _ in frames)
+        n = head - ring.tail
         if self._dropping:  # the disk is still full and batches were dropped: keep a prefix
-            self.points_dropped += points
-        elif self._backlog or self._tail_dirty:
-            for _, first, end, parts in frames:
-                self._push(b"".join(parts), end - first)
+            self.points_dropped += n
+            ring.tail = head
+            return
+        parts = points_frame_parts(ring.series_id, [ring.step[p] for p in pieces],
+                                   [ring.value[p] for p in pieces], [ring.time_ns[p] for p in pieces])
+        if self._backlog or self._tail_dirty:
+            self._push(b"".join(parts), n)
         else:
-            buffers = [part for *_, parts in frames for part in parts]
-            size = sum(len(part) for part in buffers)
+            size = sum(len(part) for part in parts)
             try:
-                self._writev_all(buffers, size)
+                self._writev_all(parts, size)
             except OSError as exc:
-                self._cut_back(exc)  # no frame of this writev counts: all go to the backlog
-                for _, first, end, parts in frames:
-                    self._push(b"".join(parts), end - first)
+                self._cut_back(exc)
+                self._push(b"".join(parts), n)
             else:
                 self.good_bytes += size
                 self.bytes_written += size
-                self.points += points
-        for ring, _, end, _ in frames:
-            ring.tail = end  # written, or copied into the backlog: the producer may reuse the slots
-
-    def _take(self, ring: MetricBuffer, end: int | None = None) -> None:
-        """Write a ring's pending points (up to ``end``, else all of them) as one frame,
-        checksummed here (flushes, and batches that overlap a flush's drain)."""
-        end = ring.head if end is None else end
-        pieces = ring.slices(ring.tail, end)
-        if not pieces:
-            return
-        self._define(ring)
-        parts = points_frame_parts(ring.series_id, [ring.step[p] for p in pieces],
-                                   [ring.value[p] for p in pieces], [ring.time_ns[p] for p in pieces])
-        self._write_frames([(ring, ring.tail, end, parts)])
+                self.points += n
+        ring.tail = head  # written, or copied into the backlog: the producer may reuse the slots
 
     def _writev_all(self, parts: list[bytes | memoryview], size: int) -> None:
         written = os.writev(self._fd, parts)
