@@ -54,7 +54,7 @@ def _finalize_with_siblings(run: Run, signum: int) -> None:
     once, grace period or not, and the slowest one's SIGTERM flush is cut short (fault F8).
     Each rank flushed before it gets here, so once all are here all have flushed.  A sibling
     that never gets here (stuck in a collective the others left) must not keep this process
-    alive: a watchdog delivers ``signum`` with its default action after SIGTERM_SIBLINGS_WAIT_S.
+    alive: a watchdog ends it (exit status 1) after SIGTERM_SIBLINGS_WAIT_S.
     """
     if run.launch.comm is None or "mpi4py.MPI" not in sys.modules:
         return
@@ -64,16 +64,18 @@ def _finalize_with_siblings(run: Run, signum: int) -> None:
             return
     except Exception:  # noqa: BLE001 - a broken MPI: just die
         return
-    signal.signal(signum, signal.SIG_DFL)  # the watchdog's signal ends us even inside MPI's C code
-    watchdog = threading.Timer(C.SIGTERM_SIBLINGS_WAIT_S, os.kill, (os.getpid(), signum))
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        mpi.Finalize()
-    except Exception:  # noqa: BLE001 - dying anyway; the data is on disk
-        pass
-    finally:
-        watchdog.cancel()
+    # The watchdog must not need the GIL: MPI_Finalize holds it while it waits.  faulthandler's
+    # timer is a C thread; it ends the process with exit status 1 (its traceback goes nowhere).
+    import faulthandler
+
+    with open(os.devnull, "w") as sink:
+        faulthandler.dump_traceback_later(C.SIGTERM_SIBLINGS_WAIT_S, exit=True, file=sink)
+        try:
+            mpi.Finalize()
+        except Exception:  # noqa: BLE001 - dying anyway; the data is on disk
+            pass
+        finally:
+            faulthandler.cancel_dump_traceback_later()
 
 
 def block_for_fork() -> bool:
