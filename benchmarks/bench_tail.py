@@ -101,10 +101,14 @@ def _count_ring_waits() -> list[int]:
     Wraps ``JournalWriter.wait_for_room`` where the measured tree has one (the journal trees);
     returns a one-element counter, or an empty list for a tree without a writer thread.
     """
+    import yprov4ml_hpc
+
     try:
         from yprov4ml_hpc import _writer
     except ImportError:
         return []
+    if Path(_writer.__file__).parent != Path(yprov4ml_hpc.__file__).parent:
+        return []  # an editable install elsewhere supplied it: the measured tree has no writer
     counter = [0]
     original = _writer.JournalWriter.wait_for_room
 
