@@ -14,8 +14,10 @@ the journal) is exported with ``git archive`` into a temporary folder and measur
 process with that package on ``PYTHONPATH``; the working tree is measured the same way.  The
 two alternate ``--rounds`` times and each figure is the median over rounds.
 
-Also reported for the current tree: bytes on disk per point (journal before the fold, .h5
-after) and the writer's throughput (points per second of writer time).
+Also reported: how many hand-offs found the writer a whole ring behind (``ring_waits``: the
+training thread then waits for it; a writer starved of the GIL shows here), and for the
+current tree bytes on disk per point (journal before the fold, .h5 after) and the writer's
+throughput (points per second of writer time).
 
 usage: python benchmarks/bench_tail.py [--calls 10000000] [--rounds 1] [--baseline 6555d37]
                                        [--out results/tail.json]
@@ -46,6 +48,7 @@ def _child(calls: int, save: str) -> dict[str, Any]:
 
     import yprov4ml_hpc as prov
 
+    ring_waits = _count_ring_waits()
     run = prov.start_run(
         "bench_tail", provenance_save_dir=save, system_metrics_interval_s=0, install_signal_handlers=False
     )
@@ -84,11 +87,37 @@ def _child(calls: int, save: str) -> dict[str, Any]:
         out["journal_bytes_per_point"] = journal / j
         out["writer_points_per_s"] = writer.points / writer.flush_time_s if writer.flush_time_s else None
         out["writer_flush_time_s"] = writer.flush_time_s
+    out["ring_waits"] = ring_waits[0] if ring_waits else None
     started = time.perf_counter()
     prov.end_run()
     out["end_run_s"] = time.perf_counter() - started
     out["h5_bytes_per_point"] = sum(p.stat().st_size for p in ranks.glob("*.h5")) / j
     return out
+
+
+def _count_ring_waits() -> list[int]:
+    """Count hand-offs that found the writer a whole ring behind (the producer then waits).
+
+    Wraps ``JournalWriter.wait_for_room`` where the measured tree has one (the journal trees);
+    returns a one-element counter, or an empty list for a tree without a writer thread.
+    """
+    import yprov4ml_hpc
+
+    try:
+        from yprov4ml_hpc import _writer
+    except ImportError:
+        return []
+    if Path(_writer.__file__).parent != Path(yprov4ml_hpc.__file__).parent:
+        return []  # an editable install elsewhere supplied it: the measured tree has no writer
+    counter = [0]
+    original = _writer.JournalWriter.wait_for_room
+
+    def counted(self: Any, ring: Any) -> bool:
+        counter[0] += 1
+        return original(self, ring)
+
+    _writer.JournalWriter.wait_for_room = counted  # type: ignore[method-assign]
+    return counter
 
 
 def _noop(key: str, value: float, context: str, step: int) -> None:
@@ -153,6 +182,8 @@ def bench(calls: int, rounds: int, baseline: str) -> dict[str, Any]:
         summary[which]["noop_max"] = median([run["noop"]["max"] for run in runs])
         summary[which]["noop_over_200us"] = median([run["noop"]["over_200us"] for run in runs])
         summary[which]["floor_p50"] = median([run["floor"]["p50"] for run in runs])
+        waits = [run["ring_waits"] for run in runs if run.get("ring_waits") is not None]
+        summary[which]["ring_waits"] = median(waits) if waits else None
     after = results["after"]
     for key in ("journal_bytes_per_point", "h5_bytes_per_point", "writer_points_per_s", "end_run_s"):
         values = [run[key] for run in after if run.get(key) is not None]

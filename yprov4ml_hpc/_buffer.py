@@ -35,6 +35,7 @@ class MetricBuffer:
         "head",
         "name",
         "next_step",
+        "seal",
         "series_id",
         "step",
         "step_view",
@@ -62,6 +63,9 @@ class MetricBuffer:
         self.tail = 0  # total points ever handed to storage (consumer)
         self.due = half  # head at which the producer hands a half to the writer
         self.next_step = 0  # auto-increment for step=None
+        # (start, stop, frame buffers) of the batch the producer handed off last, checksummed by
+        # the producer (see JournalWriter.hand_off); stale once ``tail`` has moved past start.
+        self.seal: tuple[int, int, list[bytes | memoryview]] | None = None
 
     def pending(self) -> int:
         """Number of points written but not yet drained."""
@@ -73,15 +77,19 @@ class MetricBuffer:
         The consumer reads the slices, then publishes ``tail = head``; points written after the
         ``head`` snapshot stay for the next drain.
         """
-        head, tail = self.head, self.tail
-        count = head - tail
+        head = self.head
+        return head, self.slices(self.tail, head)
+
+    def slices(self, first: int, end: int) -> list[slice]:
+        """The contiguous pieces of the points ``[first, end)`` (totals, not ring positions)."""
+        count = end - first
         if count <= 0:
-            return head, []
-        start = tail % self.capacity
+            return []
+        start = first % self.capacity
         stop = start + count
         if stop <= self.capacity:
-            return head, [slice(start, stop)]
-        return head, [slice(start, self.capacity), slice(0, stop - self.capacity)]
+            return [slice(start, stop)]
+        return [slice(start, self.capacity), slice(0, stop - self.capacity)]
 
     def drain(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         """Copy out every pending point in logging order and mark it consumed (one consumer)."""

@@ -1,10 +1,17 @@
 """JournalWriter: the one thread that writes a rank's journal, so the training thread never does.
 
-The training thread hands work over without I/O and without locks: a ring whose half is full
-goes onto ``_due`` (a deque append), an encoded record or attribute frame onto ``_frames``,
-then one byte into a non-blocking wake-up pipe.  The writer copies the points out of the
-rings into frames and appends them with plain ``os.write`` (which releases the GIL: a
-background h5py write would hold it for milliseconds).
+The training thread hands work over without I/O: a ring whose half is full is checksummed
+in place and goes onto ``_due`` (a deque append), an encoded record or attribute frame onto
+``_frames``; a sleeping writer is woken by releasing a lock.  The writer appends a cycle's
+frames straight from the rings with one ``os.writev`` (which releases the GIL: a background
+h5py write would hold it for milliseconds).
+
+Why the training thread never releases the GIL on this path: every time it does (a syscall,
+a checksum of more than 5 KiB), a waiting writer takes the GIL, and then wins it back after
+each of its own short releases before the OS has woken the training thread, which waits up
+to the 5 ms switch interval.  So a hand-off makes no syscall that releases the GIL (a lock
+release does not), checksums in small pieces, and the writer takes the GIL about twice a
+cycle: once to frame the whole cycle, once after its single ``writev``.
 
 Waiting (``flush()``, a ring the writer is a whole ring behind on) polls a second pipe with
 ``select`` and a short timeout, never a lock: a signal handler that interrupts a wait and
@@ -41,6 +48,8 @@ _COUNTERS_MAX_AGE_S = 1.0
 # How long a waiter sleeps in select() before looking again (a wake-up byte may have been
 # consumed by another waiter, e.g. a signal handler's end_run nested in an interrupted flush).
 _WAIT_POLL_S = 0.05
+# writev takes at most IOV_MAX buffers (1,024 on Linux); a cycle over many series takes several.
+_IOV_MAX = 1024
 
 
 def _publish(temp: Path, path: Path) -> None:
@@ -101,13 +110,18 @@ class JournalWriter:
         self._backlog: collections.deque[tuple[bytes, int]] = collections.deque()  # (frame, points)
         self._backlog_bytes = 0
         self._defined: set[int] = set()  # series ids whose SERIES frame is in the backlog or on disk
-        # Wake-ups travel over socket pairs (send/recv), not pipes: write(2) is then only ever
-        # the journal's (and the user's), which keeps a syscall trace of a flush deterministic
-        # for the kill-at-every-write fault test.
-        self._wake_r, self._wake_w = socket.socketpair()
+        # The writer sleeps in acquire() on a lock that stays held while nothing is pending;
+        # a producer wakes it with release(), which never blocks and never releases the GIL
+        # (a socket send would: see the module docstring).
+        self._wake_lock = threading.Lock()
+        self._wake_lock.acquire()
+        # Waiters (flush, a ring a whole ring behind) poll a socket pair with select: a signal
+        # handler can interrupt a wait and wait again without deadlocking on a lock.  It is not
+        # a pipe, so write(2) stays the journal's alone (the kill-at-every-write fault test).
         self._done_r, self._done_w = socket.socketpair()
-        for sock in (self._wake_r, self._wake_w, self._done_r, self._done_w):
+        for sock in (self._done_r, self._done_w):
             sock.setblocking(False)
+        self._waiters = 0  # the writer signals _done only when somebody waits (a send releases the GIL)
         self._flush_requested = 0
         self._flush_done = 0
         self.cycles = 0
@@ -134,7 +148,19 @@ class JournalWriter:
 
     # --- called by producers (training thread, samplers, signal handlers) ---------------------
     def hand_off(self, ring: MetricBuffer) -> None:
-        """A ring's half is full: queue it for the writer (no lock; a syscall only if it sleeps)."""
+        """A ring's half is full: seal it and queue it for the writer.
+
+        Sealing checksums the pending points here, on the producer's thread, holding the GIL
+        (about 30 us for 4,096 points): the writer then only frames and writes them.
+        """
+        start, stop = ring.tail, ring.head
+        pieces = ring.slices(start, stop)
+        if pieces:
+            parts = points_frame_parts(
+                ring.series_id, [ring.step[p] for p in pieces], [ring.value[p] for p in pieces],
+                [ring.time_ns[p] for p in pieces], keep_gil=True,
+            )
+            ring.seal = (start, stop, parts)
         self._due.append(ring)
         if self._idle:  # a busy writer looks at _due again before it sleeps (see _loop)
             self._wake()
@@ -153,14 +179,18 @@ class JournalWriter:
 
     def wait(self, done: Callable[[], bool]) -> bool:
         """Poll until ``done()`` or the writer thread has ended; returns ``done()``."""
-        while not done():
-            if not self._thread.is_alive():
-                return done()
-            with contextlib.suppress(InterruptedError, ValueError, OSError):
-                select.select([self._done_r], [], [], _WAIT_POLL_S)
-                with contextlib.suppress(BlockingIOError):
-                    self._done_r.recv(4096)
-        return True
+        self._waiters += 1
+        try:
+            while not done():
+                if not self._thread.is_alive():
+                    return done()
+                with contextlib.suppress(InterruptedError, ValueError, OSError):
+                    select.select([self._done_r], [], [], _WAIT_POLL_S)
+                    with contextlib.suppress(BlockingIOError):
+                        self._done_r.recv(4096)
+            return True
+        finally:
+            self._waiters -= 1
 
     def flush(self) -> bool:
         """Drain everything now and wait for it; False if the writer thread is gone."""
@@ -185,7 +215,7 @@ class JournalWriter:
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
         if not self._thread.is_alive():
-            for sock in (self._wake_r, self._wake_w, self._done_r, self._done_w):
+            for sock in (self._done_r, self._done_w):
                 sock.close()
 
     def before_fork(self) -> None:
@@ -206,7 +236,7 @@ class JournalWriter:
         self._stopping = True
         with contextlib.suppress(OSError):
             os.close(self._fd)
-        for sock in (self._wake_r, self._wake_w, self._done_r, self._done_w):
+        for sock in (self._done_r, self._done_w):
             with contextlib.suppress(OSError):
                 sock.close()
 
@@ -227,8 +257,8 @@ class JournalWriter:
 
     # --- the writer thread -------------------------------------------------------------------
     def _wake(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):  # a full pipe is already awake
-            self._wake_w.send(b"\0")
+        with contextlib.suppress(RuntimeError):  # already released: a wake-up is pending
+            self._wake_lock.release()
 
     def _loop(self) -> None:
         last_full = time.monotonic()
@@ -236,11 +266,8 @@ class JournalWriter:
             self._idle = True
             # Re-check after publishing _idle: a producer that saw _idle False did not wake us.
             if not (self._due or self._frames or self._flush_requested > self._flush_done or self._stopping):
-                with contextlib.suppress(InterruptedError, OSError, ValueError):
-                    select.select([self._wake_r], [], [], self._interval)
+                self._wake_lock.acquire(timeout=-1 if self._interval is None else self._interval)
             self._idle = False
-            with contextlib.suppress(BlockingIOError, OSError):
-                self._wake_r.recv(4096)
             target, stopping = self._flush_requested, self._stopping
             now = time.monotonic()
             full = target > self._flush_done or stopping or (
@@ -255,8 +282,9 @@ class JournalWriter:
                 last_full = now
                 self._flush_done = max(self._flush_done, target)
             self.cycles += 1
-            with contextlib.suppress(BlockingIOError, OSError):
-                self._done_w.send(b"\0")
+            if self._waiters:
+                with contextlib.suppress(BlockingIOError, OSError):
+                    self._done_w.send(b"\0")
             if stopping and self._flush_done >= self._flush_requested:
                 break
         with contextlib.suppress(OSError):
@@ -269,22 +297,29 @@ class JournalWriter:
             self._due.clear()
             rings = [r for r in self._rings() if r.head != r.tail]
         else:
-            rings = []
-            while self._due:
-                rings.append(self._due.popleft())
+            handed: dict[MetricBuffer, None] = {}  # a ring handed off twice is taken once, to its
+            while self._due:                       # latest seal (tails move after the write)
+                handed[self._due.popleft()] = None
+            rings = list(handed)
+        frames: list[tuple[list[bytes | memoryview], int]] = []  # (parts, points), file order
+        taken: list[tuple[MetricBuffer, int]] = []  # (ring, its tail once the frames are written)
         for ring in rings:
-            self._take(ring)
+            self._take(ring, full, frames, taken)
         while self._frames:
-            self._push(self._frames.popleft(), 0)
+            frames.append(([self._frames.popleft()], 0))
         if full or started - self._counters_at >= _COUNTERS_MAX_AGE_S:
             self._counters_at = started
             self.flushes += 1
-            self._push(encode_attrs(self._counter_attrs()), 0)
+            frames.append(([encode_attrs(self._counter_attrs())], 0))
         elif rings:
             self.flushes += 1
         if full:
             self._check_identity()
-        self._write_backlog()
+        self._write_frames(frames)
+        for ring, tail in taken:  # written, or copied into the backlog: the slots are free again
+            ring.tail = tail
+        if self._backlog:
+            self._write_backlog()
         self.flush_time_s += time.perf_counter() - started
 
     def _counter_attrs(self) -> dict[str, object]:
@@ -297,42 +332,60 @@ class JournalWriter:
             "flush_time_s": self.flush_time_s,
         }
 
-    def _take(self, ring: MetricBuffer) -> None:
-        """Write a ring's pending points, then release them to the producer.
+    def _take(
+        self,
+        ring: MetricBuffer,
+        full: bool,
+        frames: list[tuple[list[bytes | memoryview], int]],
+        taken: list[tuple[MetricBuffer, int]],
+    ) -> None:
+        """Add a ring's pending points to this cycle's frames, as views of the ring (no copy).
 
-        Normally straight from the ring with ``os.writev`` (no copy, and little time holding
-        the GIL, which the training thread needs); when earlier frames are still waiting
-        (disk trouble) the points are copied into the backlog behind them, in order.
+        A hand-off cycle writes the batch the producer sealed; a full cycle (timer, flush,
+        close), or a seal that a full cycle overtook, checksums ``[tail, head)`` here.
         """
-        head, pieces = ring.pending_slices()
-        if not pieces:
-            return
+        seal = ring.seal
+        if not full and seal is not None and seal[0] == ring.tail:
+            start, stop, parts = seal
+        else:
+            start, stop = ring.tail, ring.head
+            pieces = ring.slices(start, stop)
+            if not pieces:
+                return
+            parts = points_frame_parts(ring.series_id, [ring.step[p] for p in pieces],
+                                       [ring.value[p] for p in pieces], [ring.time_ns[p] for p in pieces])
         if ring.series_id not in self._defined:
             self._defined.add(ring.series_id)
-            self._push(encode_series(ring.series_id, ring.name, ring.context), 0)
-        if self._backlog:
-            self._write_backlog()
-        n = head - ring.tail
+            frames.append(([encode_series(ring.series_id, ring.name, ring.context)], 0))
         if self._dropping:  # the disk is still full and batches were dropped: keep a prefix
-            self.points_dropped += n
-            ring.tail = head
-            return
-        parts = points_frame_parts(ring.series_id, [ring.step[p] for p in pieces],
-                                   [ring.value[p] for p in pieces], [ring.time_ns[p] for p in pieces])
-        if self._backlog or self._tail_dirty:
-            self._push(b"".join(parts), n)
+            self.points_dropped += stop - start
         else:
-            size = sum(len(part) for part in parts)
-            try:
-                self._writev_all(parts, size)
-            except OSError as exc:
-                self._cut_back(exc)
-                self._push(b"".join(parts), n)
-            else:
-                self.good_bytes += size
-                self.bytes_written += size
-                self.points += n
-        ring.tail = head  # written, or copied into the backlog: the producer may reuse the slots
+            frames.append((parts, stop - start))
+        taken.append((ring, stop))
+
+    def _write_frames(self, frames: list[tuple[list[bytes | memoryview], int]]) -> None:
+        """Append the cycle's frames with one ``writev`` (per 1,024 buffers); on failure they
+        go, copied, into the backlog (which also keeps them behind earlier unwritten ones)."""
+        if not frames:
+            return
+        if self._backlog or self._tail_dirty:
+            for parts, points in frames:
+                self._push(b"".join(parts), points)
+            return
+        buffers = [part for parts, _ in frames for part in parts]
+        size = sum(len(part) for part in buffers)
+        try:
+            for first in range(0, len(buffers), _IOV_MAX):
+                chunk = buffers[first : first + _IOV_MAX]
+                self._writev_all(chunk, sum(len(part) for part in chunk))
+        except OSError as exc:
+            self._cut_back(exc)  # back to the cycle's start: every frame goes to the backlog
+            for parts, points in frames:
+                self._push(b"".join(parts), points)
+        else:
+            self.good_bytes += size
+            self.bytes_written += size
+            self.points += sum(points for _, points in frames)
 
     def _writev_all(self, parts: list[bytes | memoryview], size: int) -> None:
         written = os.writev(self._fd, parts)

@@ -199,10 +199,12 @@ def test_threads_into_separate_series_and_end_run_racing_them(tmp_path: Path) ->
     run = _start(tmp_path, buffer_size=64)
     per_thread, errors = 10_000, []
     stop = threading.Event()
+    counted = threading.Semaphore(0)  # one release per thread that has logged all its points
 
     def worker(k: int) -> None:
         for i in range(per_thread):
             prov4ml.log_metric(f"m{k}", float(i), step=i)
+        counted.release()
         while not stop.is_set():  # keep logging into the end
             try:
                 prov4ml.log_metric(f"late{k}", 1.0)
@@ -213,7 +215,11 @@ def test_threads_into_separate_series_and_end_run_racing_them(tmp_path: Path) ->
     pool = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
     for thread in pool:
         thread.start()
-    time.sleep(0.5)
+    # end_run must land while every thread is in its late loop (a fixed sleep was not always
+    # long enough on a loaded machine: a thread still in its counted loop got the error there).
+    for _ in pool:
+        assert counted.acquire(timeout=120), "a logging thread did not finish its points"
+    time.sleep(0.05)
     prov4ml.end_run()
     stop.set()
     for thread in pool:
