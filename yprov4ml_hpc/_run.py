@@ -5,7 +5,8 @@ stores, a clock read and an int increment.  Everything slow (validation of new s
 coercion of odd values, handing a full half-ring to the journal writer) lives in separate
 methods that the hot path calls rarely.  No method of the training thread writes to disk:
 the journal writer thread (``_writer.py``) does, and ``end_run`` folds the journal into the
-HDF5 rank file (``_fold.py``).
+HDF5 rank file (``_fold.py``).  Params, artifacts, models, datasets and events (cold paths that
+log one record each) are in ``_run_records.py``.
 
 Threads: the thread that called ``start_run`` logs lock-free; any other thread logs through
 a lock into rings of its own (same series names), so N threads lose and duplicate nothing.
@@ -15,7 +16,6 @@ or finalizes its parent's run; logging there raises RunStateError (see ``_forget
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -30,10 +30,9 @@ from typing import TYPE_CHECKING, Any
 from . import _active as _slot
 from . import _constants as C
 from ._buffer import MetricBuffer
-from ._context import Context, context_name
-from ._describe import dataset_info, library_versions, model_info
+from ._context import context_name
+from ._describe import library_versions
 from ._errors import (
-    ArtifactNotFoundError,
     ConfigError,
     ConfigTypeError,
     RunStateError,
@@ -41,12 +40,13 @@ from ._errors import (
     Yprov4mlError,
     Yprov4mlWarning,
 )
-from ._journal import encode_attrs, encode_record, json_default
+from ._journal import encode_attrs, encode_record
 from ._launcher import LaunchInfo, detect_launch
 from ._lifecycle import ProcessHooks, block_for_fork, unblock_after_fork
 from ._names import check_name
+from ._run_records import RecordsMixin
 from ._rundir import check_label, create_run_dir
-from ._values import coerce_metric_value, coerce_step, coerce_timestamp_ns, param_record_value
+from ._values import coerce_metric_value, coerce_step, coerce_timestamp_ns
 from ._writer import JournalWriter
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def check_end_options(*, finalize_timeout_s: float | None = None, prov_detail: s
         raise ConfigError(f"finalize_timeout_s must be a number >= 0, got {finalize_timeout_s!r}")
 
 
-class Run:
+class Run(RecordsMixin):
     """A provenance run on this rank.  Create it with :func:`yprov4ml_hpc.start_run`."""
 
     def __init__(
@@ -456,210 +456,6 @@ class Run:
         if key not in self._warned:
             self._warned.add(key)
             warnings.warn(message, Yprov4mlWarning, stacklevel=2)
-
-    @staticmethod
-    def _record_text(record: dict[str, object]) -> str:
-        return json.dumps(record, default=json_default, ensure_ascii=False)
-
-    def _record(self, dataset: str, record: dict[str, object]) -> None:
-        """Append a param/artifact/event record and flush, so it survives a crash."""
-        self._check_open("logging")
-        try:  # refused here, not at the flush that would then lose the batch and blame the disk
-            json.dumps(record, default=json_default, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError as exc:
-            label = record.get("name", record.get("event"))
-            raise ConfigError(
-                f"{dataset} record {label!r}: a string in it contains {exc.object[exc.start : exc.end]!r}, "
-                "a lone surrogate that UTF-8 (and so the rank file) cannot store; pass valid Unicode text"
-            ) from None
-        self._writer.enqueue(encode_record(dataset, self._record_text(record)))
-        self._other_calls += 1
-        self._writer.flush()  # a record is on disk when the call returns (or kept and warned)
-
-    # --- params, artifacts, models, datasets ------------------------------------------------------
-    def log_param(
-        self,
-        key: str,
-        value: object,
-        context: object = None,
-        *,
-        source: str | None = None,
-        is_input: bool = False,
-    ) -> None:
-        """Record a parameter; the value keeps its type (int, float, bool, str, None, list, dict)."""
-        name = check_name("param name", key)
-        stored, type_name = param_record_value(value)
-        record: dict[str, object] = {
-            "name": name,
-            "value": stored,
-            "type": type_name,
-            "context": context_name(context),
-            "time_ns": _time_ns(),
-        }
-        if source is not None:
-            record["source"] = str(getattr(source, "value", source))
-        if is_input:
-            record["role"] = "input"
-        try:
-            json.dumps(record, allow_nan=True)
-        except (TypeError, ValueError) as exc:
-            why = f"value of type {type_name} cannot be stored: {exc}"
-            raise ConfigTypeError(f"param {name!r}: {why}") from exc
-        self._record(C.PARAMS_DATASET, record)
-
-    def log_params(self, params: Mapping[str, object], context: object = None) -> None:
-        if not isinstance(params, Mapping):
-            raise ConfigTypeError(f"log_params takes a mapping of name -> value, got {type(params).__name__}")
-        for key, value in params.items():
-            self.log_param(key, value, context)
-
-    def log_artifact(
-        self,
-        artifact_name: str | os.PathLike[str],
-        artifact_path: str | os.PathLike[str] | None = None,
-        context: object = None,
-        step: int | None = None,
-        log_copy_in_prov_directory: bool = True,
-        is_model: bool = False,
-        is_input: bool = False,
-        kind: str = "artifact",
-        *,
-        subdirectory: str | None = None,
-        extra: Mapping[str, object] | None = None,
-    ) -> dict[str, object]:
-        """Record a file or folder; by default a copy is kept under ``artifacts/rank_NNNNNN/``.
-
-        The copy keeps the file's extension when ``artifact_name`` has none (``"weights"``
-        for ``model.pt`` is stored as ``weights.pt``), under ``subdirectory`` if given.
-        """
-        if isinstance(artifact_path, Context) or artifact_path is None:
-            # yProv4ML 2.x: log_artifact(path, context, ...): the name is the file name.
-            context = artifact_path if artifact_path is not None else context
-            artifact_path, artifact_name = artifact_name, Path(os.fspath(artifact_name)).name
-        name = check_name("artifact name", os.fspath(artifact_name))
-        source = Path(os.fspath(artifact_path))
-        if not source.exists():
-            raise ArtifactNotFoundError(
-                f"artifact {name!r}: path {str(source)!r} does not exist; log it after it is written"
-            )
-        self._check_open("log_artifact")
-        from ._artifacts import copy_artifact, file_digest  # shutil/hashlib: only when used
-
-        if log_copy_in_prov_directory:
-            copy_name = name
-            if source.is_file() and source.suffix and not Path(name).suffix:
-                copy_name = name + source.suffix
-            if subdirectory:
-                copy_name = f"{subdirectory}/{copy_name}"
-            stored = copy_artifact(source, self.artifacts_dir, copy_name)
-            location = stored.relative_to(self.run_dir).as_posix()
-        else:
-            stored, location = source, str(source.resolve())
-        size, sha256 = file_digest(stored)
-        record: dict[str, object] = {
-            "name": name,
-            "path": location,
-            "copied": bool(log_copy_in_prov_directory),
-            "source": str(source.resolve()),
-            "size": size,
-            "sha256": sha256,
-            "role": "input" if is_input else "output",
-            "kind": "model" if is_model else kind,
-            "context": context_name(context),
-            "step": step,
-            "time_ns": _time_ns(),
-            **(extra or {}),
-        }
-        self._record(C.ARTIFACTS_DATASET, record)
-        return record
-
-    def log_model(
-        self,
-        model_name: str,
-        model: object,
-        context: object = None,
-        step: int | None = None,
-        is_input: bool = False,
-        log_model_info: bool = True,
-    ) -> dict[str, object]:
-        """Record a model: a path is logged as a model artifact; a torch module is saved first."""
-        check_name("model name", model_name)
-        if isinstance(model, (str, os.PathLike)):
-            return self.log_artifact(model_name, model, context, step, is_model=True, is_input=is_input)
-        info = model_info(model) if log_model_info else {"type": type(model).__name__}
-        torch = sys.modules.get("torch")
-        if torch is not None and isinstance(model, torch.nn.Module):
-            self._check_open("log_model")
-            target = self.artifacts_dir / "models" / f"{model_name}.pt"
-            from ._artifacts import ensure_rank_dir
-
-            ensure_rank_dir(self.artifacts_dir)  # never re-creates a deleted run directory
-            try:
-                target.parent.mkdir(exist_ok=True)
-                torch.save(model.state_dict(), target)
-            except OSError as exc:
-                raise StorageError(f"cannot save model {model_name!r} to {target}: {exc}") from exc
-            record = self.log_artifact(
-                f"models/{model_name}.pt",
-                target,
-                context,
-                step,
-                log_copy_in_prov_directory=False,
-                is_model=True,
-                is_input=is_input,
-            )
-            self._record(C.EVENTS_DATASET, {"event": "model_info", "name": model_name, **info})
-            return record
-        record = {
-            "name": model_name,
-            "path": None,
-            "size": None,
-            "sha256": None,
-            "role": "input" if is_input else "output",
-            "kind": "model",
-            "context": context_name(context),
-            "step": step,
-            "time_ns": _time_ns(),
-            **info,
-        }
-        self._record(C.ARTIFACTS_DATASET, record)
-        return record
-
-    def log_dataset(
-        self, label: str, dataset: object, context: object = None, *, info: bool = True
-    ) -> dict[str, object]:
-        """Record a dataset or data loader: its type, and (``info``) length and loader settings."""
-        name = check_name("dataset label", label)
-        record: dict[str, object] = {
-            "name": name,
-            "path": None,
-            "size": None,
-            "sha256": None,
-            "role": "input",
-            "kind": "dataset",
-            "context": context_name(context),
-            "time_ns": _time_ns(),
-            "type": type(dataset).__name__,
-        }
-        if info:
-            record.update(dataset_info(dataset))
-        self._record(C.ARTIFACTS_DATASET, record)
-        return record
-
-    def log_source_code(self, path: str | os.PathLike[str] | None = None) -> dict[str, object]:
-        """Record which code ran: git commit (and dirty flag), else file hashes (never site-packages)."""
-        if path is None:
-            main = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else os.getcwd()
-            path = Path(main).resolve().parent if Path(main).is_file() else Path(main)
-        from ._sourcecode import describe_source
-
-        info = describe_source(Path(os.fspath(path)))
-        self.log_param("source_code", info)
-        return info
-
-    def log_event(self, event: str, **fields: object) -> None:
-        """Record a named event (epoch boundary, checkpoint, ...) with a timestamp."""
-        self._record(C.EVENTS_DATASET, {"event": check_name("event", event), "time_ns": _time_ns(), **fields})
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _check_open(self, what: str) -> None:
