@@ -121,7 +121,9 @@ class JournalWriter:
         self._done_r, self._done_w = socket.socketpair()
         for sock in (self._done_r, self._done_w):
             sock.setblocking(False)
-        self._waiters = 0  # the writer signals _done only when somebody waits (a send releases the GIL)
+        # The writer signals _done only while somebody waits (a send releases the GIL).  A hint:
+        # a count that is ever wrong costs a waiter at most one _WAIT_POLL_S, never a wake-up.
+        self._waiters = 0
         self._flush_requested = 0
         self._flush_done = 0
         self.cycles = 0
@@ -194,13 +196,21 @@ class JournalWriter:
 
     def flush(self) -> bool:
         """Drain everything now and wait for it; False if the writer thread is gone."""
-        ticket = self.request_flush()
-        return self.wait(lambda: self._flush_done >= ticket)
+        self._waiters += 1  # before the request, so that its cycle signals us (see _loop)
+        try:
+            ticket = self.request_flush()
+            return self.wait(lambda: self._flush_done >= ticket)
+        finally:
+            self._waiters -= 1
 
     def wait_for_room(self, ring: MetricBuffer) -> bool:
         """Block until the writer has drained some of a completely full ``ring``."""
-        self.hand_off(ring)
-        return self.wait(lambda: ring.head - ring.tail < ring.capacity)
+        self._waiters += 1
+        try:
+            self.hand_off(ring)
+            return self.wait(lambda: ring.head - ring.tail < ring.capacity)
+        finally:
+            self._waiters -= 1
 
     @property
     def alive(self) -> bool:
@@ -208,10 +218,12 @@ class JournalWriter:
 
     def stop(self, timeout: float | None = None) -> None:
         """Drain everything, then end the thread and close the journal."""
+        self._waiters += 1
         ticket = self.request_flush()
         self._stopping = True
         self._wake()
         self.wait(lambda: self._flush_done >= ticket and not self._thread.is_alive())
+        self._waiters -= 1
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
         if not self._thread.is_alive():
