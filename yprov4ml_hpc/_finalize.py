@@ -44,10 +44,13 @@ if TYPE_CHECKING:
     from ._reader import RankMeta
     from ._run import Run
 
-__all__ = ["finalize"]
+__all__ = ["finalize", "tell_root_not_to_wait"]
 
 # Tags on the user's communicator, chosen to be unlikely in user code ("YP" = 0x5950).
 TAG_HELLO, TAG_ACK, TAG_META, TAG_RESULT = 0x5950, 0x5951, 0x5952, 0x5953
+TAG_GONE = 0x5954  # a rank that failed and will not finalize: rank 0 reads its file instead
+# How long a failed rank waits for its (small, so normally already complete) GONE send.
+_GONE_SEND_WAIT_S = 1.0
 _POLL_MIN_S, _POLL_MAX_S = 0.0005, 0.02
 _FILE_POLL_MIN_S, _FILE_POLL_MAX_S = 0.05, 1.0
 
@@ -144,6 +147,7 @@ def _mpi_root(run: Run, comm: Any, timeout: float, started: float, options: dict
     size = comm.Get_size()
     metas: dict[int, RankMeta | None] = {0: _own_meta(run)}
     acked: set[int] = set()
+    gone: set[int] = set()  # failed ranks that said so: their closed files stand in for them
     status = MPI.Status()
     deadline = time.monotonic() + timeout
     poller = _Poller()
@@ -157,6 +161,11 @@ def _mpi_root(run: Run, comm: Any, timeout: float, started: float, options: dict
                 acked.add(source)
                 _pending_sends.append(comm.isend(run.run_id, dest=source, tag=TAG_ACK))
             progressed = True
+        while comm.iprobe(source=MPI.ANY_SOURCE, tag=TAG_GONE, status=status):
+            source = status.Get_source()
+            if comm.recv(source=source, tag=TAG_GONE) == run.run_id:
+                gone.add(source)
+            progressed = True
         while comm.iprobe(source=MPI.ANY_SOURCE, tag=TAG_META, status=status):
             source = status.Get_source()
             run_id, meta = comm.recv(source=source, tag=TAG_META)
@@ -164,7 +173,7 @@ def _mpi_root(run: Run, comm: Any, timeout: float, started: float, options: dict
                 metas[source] = meta
             progressed = True
         now = time.monotonic()
-        all_here = len(acked) == size - 1
+        all_here = len(acked | gone) == size - 1
         if all(r in metas for r in acked) and (all_here or now >= deadline):
             break
         if now >= deadline + timeout:
@@ -209,6 +218,27 @@ def _mpi_other(run: Run, comm: Any, timeout: float) -> dict[str, Any] | None:
     if result is None:
         _report(run, None, "rank 0 acknowledged but sent no result (did it die while building?)")
     return result
+
+
+def tell_root_not_to_wait(run: Run) -> None:
+    """A rank other than 0 that failed, and so does not finalize: tell rank 0 (MPI only).
+
+    Rank 0 would otherwise wait ``finalize_timeout_s`` for it.  The message is the run id, a
+    few bytes that MPI sends eagerly, so the send completes without rank 0 taking part; it
+    is waited for a moment only, and never raises (the rank is failing already).  Without
+    MPI, rank 0 sees the rank's file say ``failed`` and stops waiting by itself.
+    """
+    launch = run.launch
+    if launch.world_size <= 1 or launch.rank == 0 or launch.comm is None or not _mpi_usable(launch.comm):
+        return
+    try:
+        request = launch.comm.isend(run.run_id, dest=0, tag=TAG_GONE)
+        deadline = time.monotonic() + _GONE_SEND_WAIT_S
+        while not request.Test() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        _pending_sends.append(request)  # keeps the buffer alive if it is still going
+    except Exception:  # noqa: BLE001 - a failing rank must fail with its own error, not MPI's
+        pass
 
 
 # --- no MPI, several ranks --------------------------------------------------------------------

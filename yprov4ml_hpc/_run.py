@@ -510,7 +510,8 @@ class Run(RecordsMixin):
         ``finalize`` (default: :meth:`finalizes_when`) writes the PROV document and
         summary.json; a finished run finalizes collectively on every rank, a failed or
         interrupted one on a single-rank job or on rank 0 (which waits at most
-        ``finalize_timeout_s`` for the others; they, having failed, do not wait for it).
+        ``finalize_timeout_s`` for the others; they, having failed, do not wait for it, and
+        tell it so over MPI: it then reads their closed files without waiting).
         The options are ``end_run``'s; with the document, rank 0 also writes what
         yProv4ML's options promise (CSV series if start_run asked for them, ``card.json``,
         an RO-Crate).  ``fold=False`` (SIGTERM) leaves the complete journal for the reader
@@ -555,6 +556,10 @@ class Run(RecordsMixin):
                 ro_crate=crate_ro_crate,
                 card=create_card,
             )
+        elif status == C.STATUS_FAILED:
+            from ._finalize import tell_root_not_to_wait
+
+            tell_root_not_to_wait(self)  # rank 0, finalizing, then reads this rank's file at once
         return self.run_dir
 
     def finalizes_when(self, status: str) -> bool:

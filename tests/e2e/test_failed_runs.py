@@ -35,9 +35,11 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(launcher: list[str], save_dir: Path, mode: str, failing: int) -> subprocess.CompletedProcess[str]:
+def _run(
+    launcher: list[str], save_dir: Path, mode: str, failing: int, finalize_timeout_s: float = 5
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*launcher, sys.executable, str(SCRIPT), str(save_dir), mode, str(failing)],
+        [*launcher, sys.executable, str(SCRIPT), str(save_dir), mode, str(failing), str(finalize_timeout_s)],
         capture_output=True,
         text=True,
         timeout=240,
@@ -97,3 +99,17 @@ def test_two_ranks_get_one_document(tmp_path: Path, mode: str, failing: int, exp
     files, summary, in_prov = _statuses(tmp_path / "fail_job")
     assert files == summary == expected
     assert in_prov == dict(enumerate(expected))
+
+
+@pytest.mark.skipif(MPIEXEC is None, reason="needs mpiexec (pip install mpich)")
+@pytest.mark.parametrize("mode", ["with-raise", "uncaught"])
+def test_rank_0_does_not_wait_for_a_rank_that_failed(tmp_path: Path, mode: str) -> None:
+    """A failed rank 1 tells rank 0 over MPI that it will not finalize: rank 0 reads its closed
+    file at once instead of waiting finalize_timeout_s (600 s here: the job would outlive this
+    test's 240 s limit and fail it with TimeoutExpired)."""
+    assert MPIEXEC is not None
+    proc = _run([MPIEXEC, "-n", "2"], tmp_path, mode, 1, finalize_timeout_s=600)
+    assert proc.returncode == 1, proc.stderr
+    files, summary, in_prov = _statuses(tmp_path / "fail_job")
+    assert files == summary == ["finished", "failed"]
+    assert in_prov == {0: "finished", 1: "failed"}
