@@ -13,7 +13,7 @@ to the 5 ms switch interval.  So a hand-off makes no syscall that releases the G
 release does not), checksums in small pieces, and the writer takes the GIL about twice a
 cycle: once to frame the whole cycle, once after its single ``writev``.
 
-Waiting (``flush()``, a ring the writer is a whole ring behind on) polls a second pipe with
+Waiting (``flush()``, a ring the writer is a whole ring behind on) polls a socket pair with
 ``select`` and a short timeout, never a lock: a signal handler that interrupts a wait and
 calls ``end_run()`` (Slurm's ``--signal=USR1`` pattern) waits the same way, and no lock held
 by the interrupted frame can deadlock it.
