@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -56,6 +57,7 @@ def measure(ranks: int, reps: int) -> dict[str, Any]:
             times[name].append(time.perf_counter() - started)
             assert left == set(), (name, left)  # both see every rank closed
     root.close("finished", "bench")
+    shutil.rmtree(save, ignore_errors=True)
     return {"ranks": ranks, "reps": reps, "seconds": {k: median(v) for k, v in times.items()}, "runs": times}
 
 
