@@ -242,23 +242,29 @@ def tell_root_not_to_wait(run: Run) -> None:
 
 
 # --- no MPI, several ranks --------------------------------------------------------------------
-def _file_statuses(run: Run, ranks: set[int]) -> dict[int, str | None]:
-    """Status of each of ``ranks`` as its file says so far (None: no readable file yet).
+def _still_running(run: Run, ranks: set[int]) -> set[int]:
+    """Those of ``ranks`` that have not closed their file yet, as the disk says so far.
 
-    The reader's scan picks each rank's file (its ``.h5`` once folded at close, else its
-    journal, which a running or killed rank leaves): one folder listing per poll.
+    One folder listing per poll; only journals are opened.  A rank's ``.h5`` is written once,
+    at close, complete (renamed into place), so its existence says the rank closed, whatever
+    its status: at 10^4 ranks a poll does not open 10^4 HDF5 files.  A journal is read for the
+    status a SIGTERM leaves in it (``killed``, not folded); a missing or unreadable file (caught
+    mid-write, damaged) counts as running: look again later.
     """
     from ._reader import read_rank_attrs, scan_rank_files
 
     files = scan_rank_files(run.run_dir / C.RANKS_DIRNAME).by_rank
-    statuses: dict[int, str | None] = {}
+    running: set[int] = set()
     for rank in ranks:
         path = files.get(rank)
+        if path is not None and path.suffix == ".h5":
+            continue
         try:
-            statuses[rank] = None if path is None else read_rank_attrs(path).status
+            if path is None or read_rank_attrs(path).status == C.STATUS_RUNNING:
+                running.add(rank)
         except Yprov4mlError:
-            statuses[rank] = None  # caught mid-write or damaged: look again later
-    return statuses
+            running.add(rank)
+    return running
 
 
 def _files_root(run: Run, timeout: float, started: float, options: dict[str, Any]) -> dict[str, Any]:
@@ -266,9 +272,7 @@ def _files_root(run: Run, timeout: float, started: float, options: dict[str, Any
     deadline = time.monotonic() + timeout
     poller = _Poller(_FILE_POLL_MIN_S, _FILE_POLL_MAX_S)
     while waiting and time.monotonic() < deadline:
-        for rank, status in _file_statuses(run, waiting).items():
-            if status is not None and status != C.STATUS_RUNNING:
-                waiting.discard(rank)
+        waiting = _still_running(run, waiting)
         if waiting:
             poller.idle()
     result = _build(run, {0: _own_meta(run)}, started, options)
@@ -292,7 +296,7 @@ def _files_other(run: Run, timeout: float) -> dict[str, Any] | None:
             error = failed.read_text(encoding="utf-8", errors="replace").strip()
             return {"run_id": run.run_id, "ok": False, "error": error}
         now = time.monotonic()
-        root_gone = now >= root_deadline and _file_statuses(run, {0})[0] in (None, C.STATUS_RUNNING)
+        root_gone = now >= root_deadline and 0 in _still_running(run, {0})
         if now >= deadline or root_gone:
             _report(run, None, f"rank 0 wrote no summary within finalize_timeout_s={timeout:g} s")
             return None
