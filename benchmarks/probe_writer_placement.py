@@ -7,7 +7,11 @@ minimal ring producer (10 series, a 4,096-point ring each, 10^7 calls) three way
 
 - ``none``:    nobody drains the rings (the machine's own noise floor);
 - ``thread``:  a Python thread drains them every 2 ms with ``os.write`` (today's design);
-- ``process``: a forked process drains them from shared memory (no GIL shared).
+- ``process``: a forked process drains them from shared memory (no GIL shared);
+- ``aio``:     no drainer: the producer itself submits each full half with POSIX ``aio_write``
+               called through ``ctypes.PyDLL`` (which keeps the GIL: no release, no syscall
+               that gives it away); glibc's own C helper threads write it, without the GIL.
+               Linux x86_64 glibc only (the ``struct aiocb`` layout is spelled out here).
 
 Reported: p99.99 and max (us), calls over 200 us, and MB the drainer wrote (a thread that
 starves for the GIL writes less).  There is no back-pressure here: it measures stalls only.
@@ -18,6 +22,7 @@ usage: python benchmarks/probe_writer_placement.py [--calls 10000000] [--rounds 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import subprocess
@@ -30,6 +35,65 @@ from multiprocessing import shared_memory
 import numpy as np
 
 SERIES, CAPACITY = 10, 4096
+HALF = CAPACITY // 2
+EINPROGRESS = 115
+
+
+class _AioCb(ctypes.Structure):
+    """glibc's ``struct aiocb`` on x86_64 (168 bytes)."""
+
+    _fields_ = [
+        ("aio_fildes", ctypes.c_int),
+        ("aio_lio_opcode", ctypes.c_int),
+        ("aio_reqprio", ctypes.c_int),
+        ("aio_buf", ctypes.c_void_p),
+        ("aio_nbytes", ctypes.c_size_t),
+        ("sigev_value", ctypes.c_void_p),  # struct sigevent (64 bytes) starts here
+        ("sigev_signo", ctypes.c_int),
+        ("sigev_notify", ctypes.c_int),
+        ("sigev_rest", ctypes.c_char * 48),
+        ("next_prio", ctypes.c_void_p),
+        ("abs_prio", ctypes.c_int),
+        ("policy", ctypes.c_int),
+        ("error_code", ctypes.c_int),
+        ("return_value", ctypes.c_ssize_t),
+        ("aio_offset", ctypes.c_int64),
+        ("reserved", ctypes.c_char * 32),
+    ]
+
+
+class _AioWriter:
+    """Submits ring halves with aio_write from the producer's thread, keeping the GIL."""
+
+    def __init__(self, out: str, values: np.ndarray) -> None:
+        assert ctypes.sizeof(_AioCb) == 168, "not glibc x86_64"
+        libc = ctypes.PyDLL("libc.so.6")  # PyDLL: the call keeps the GIL
+        self._aio_write, self._aio_error = libc.aio_write, libc.aio_error
+        self._aio_write.argtypes = self._aio_error.argtypes = [ctypes.POINTER(_AioCb)]
+        self.fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.values = values
+        self.cbs = [[_AioCb() for _ in range(2)] for _ in range(SERIES)]
+        self.busy = [[False, False] for _ in range(SERIES)]
+        self.skipped = 0
+
+    def submit(self, series: int, half: int) -> None:
+        cb = self.cbs[series][half]
+        if self.busy[series][half] and self._aio_error(ctypes.byref(cb)) == EINPROGRESS:
+            self.skipped += 1  # no back-pressure in this probe: count it and go on
+            return
+        cb.aio_fildes, cb.aio_lio_opcode, cb.sigev_notify = self.fd, 1, 1  # LIO_WRITE, SIGEV_NONE
+        cb.aio_buf = self.values[series, half * HALF :].ctypes.data
+        cb.aio_nbytes = HALF * 8
+        if self._aio_write(ctypes.byref(cb)) != 0:
+            raise OSError(ctypes.get_errno(), "aio_write failed")
+        self.busy[series][half] = True
+
+    def finish(self) -> None:
+        for series in range(SERIES):
+            for half, cb in enumerate(self.cbs[series]):
+                while self.busy[series][half] and self._aio_error(ctypes.byref(cb)) == EINPROGRESS:
+                    time.sleep(0.001)
+        os.close(self.fd)
 
 
 def _drain(heads: np.ndarray, values: np.ndarray, out: str, poll_s: float = 0.002) -> None:
@@ -62,6 +126,8 @@ def _child(mode: str, calls: int) -> dict[str, float]:
                 os._exit(0)
         elif mode == "thread":
             threading.Thread(target=_drain, args=(heads, values, out), daemon=True).start()
+        aio = _AioWriter(out, values) if mode == "aio" else None
+        submit = aio.submit if aio is not None else None
         lat = np.zeros(calls, dtype=np.int64)
         view, pc = lat.data, time.perf_counter_ns
         head_view, value_views = heads.data, [values[s].data for s in range(SERIES)]
@@ -72,9 +138,13 @@ def _child(mode: str, calls: int) -> dict[str, float]:
                 h = head_view[s]
                 value_views[s][h % CAPACITY] = 0.5
                 head_view[s] = h + 1
+                if submit is not None and (h + 1) % HALF == 0:  # a half is full: hand it off
+                    submit(s, (h // HALF) % 2)
                 view[j] = pc() - t0
                 j += 1
         heads[SERIES] = 1
+        if aio is not None:
+            aio.finish()
         if pid:
             os.waitpid(pid, 0)
         else:
@@ -97,7 +167,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     for r in range(args.rounds):
-        for mode in ("none", "thread", "process"):
+        for mode in ("none", "thread", "process", "aio"):
             proc = subprocess.run([sys.executable, __file__, "--child", mode, str(args.calls)],
                                   capture_output=True, text=True, check=True)
             print(f"round {r} {mode:8s} {proc.stdout.strip()}", flush=True)

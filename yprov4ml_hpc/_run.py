@@ -16,6 +16,7 @@ or finalizes its parent's run; logging there raises RunStateError (see ``_forget
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
@@ -135,6 +136,10 @@ class Run(RecordsMixin):
         self._buffers: dict[tuple[object, object], MetricBuffer] = {}  # owner thread's rings
         self._series: dict[tuple[str, str], MetricBuffer] = {}
         self._rings: list[MetricBuffer] = []  # every ring, in creation order (the writer drains them)
+        # Journal series ids: next() on a count is atomic, so rings created at once by the
+        # training thread, the sampler thread and other threads (or a signal handler) never
+        # share an id (``len(self._rings)`` then ``append`` let two rings take the same one).
+        self._series_ids = itertools.count()
         # Rings of threads other than the owner, behind one lock (see log_metric); an RLock so
         # that a signal handler calling end_run on a thread that holds it cannot deadlock.
         self._other_lock = threading.RLock()
@@ -379,7 +384,7 @@ class Run(RecordsMixin):
         remaining = max(self._ring_budget - self._ring_bytes, 0) // (2 * _POINT_BYTES)
         wanted = max((self.buffer_size + 1) // 2, 1)
         half = max(min(wanted, remaining), min(_MIN_RING // 2, wanted))
-        buf = MetricBuffer(name, ctx, half, series_id=len(self._rings))
+        buf = MetricBuffer(name, ctx, half, series_id=next(self._series_ids))
         self._ring_bytes += buf.nbytes()
         self._rings.append(buf)
         return buf
