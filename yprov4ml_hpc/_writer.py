@@ -52,6 +52,13 @@ _WAIT_POLL_S = 0.05
 _IOV_MAX = 1024
 
 
+def _frame_parts(ring: MetricBuffer, start: int, stop: int, *, keep_gil: bool) -> list[bytes | memoryview]:
+    """The POINTS frame of a ring's points ``[start, stop)``, as views of the ring (no copy)."""
+    pieces = ring.slices(start, stop)
+    return points_frame_parts(ring.series_id, [ring.step[p] for p in pieces], [ring.value[p] for p in pieces],
+                              [ring.time_ns[p] for p in pieces], keep_gil=keep_gil)
+
+
 def _publish(temp: Path, path: Path) -> None:
     """Give ``temp`` its real name without ever replacing a file there (another job's)."""
     try:
@@ -156,13 +163,8 @@ class JournalWriter:
         (about 30 us for 4,096 points): the writer then only frames and writes them.
         """
         start, stop = ring.tail, ring.head
-        pieces = ring.slices(start, stop)
-        if pieces:
-            parts = points_frame_parts(
-                ring.series_id, [ring.step[p] for p in pieces], [ring.value[p] for p in pieces],
-                [ring.time_ns[p] for p in pieces], keep_gil=True,
-            )
-            ring.seal = (start, stop, parts)
+        if stop > start:
+            ring.seal = (start, stop, _frame_parts(ring, start, stop, keep_gil=True))
         self._due.append(ring)
         if self._idle:  # a busy writer looks at _due again before it sleeps (see _loop)
             self._wake()
@@ -361,11 +363,9 @@ class JournalWriter:
             start, stop, parts = seal
         else:
             start, stop = ring.tail, ring.head
-            pieces = ring.slices(start, stop)
-            if not pieces:
+            if stop <= start:
                 return
-            parts = points_frame_parts(ring.series_id, [ring.step[p] for p in pieces],
-                                       [ring.value[p] for p in pieces], [ring.time_ns[p] for p in pieces])
+            parts = _frame_parts(ring, start, stop, keep_gil=False)
         if ring.series_id not in self._defined:
             self._defined.add(ring.series_id)
             frames.append(([encode_series(ring.series_id, ring.name, ring.context)], 0))
