@@ -50,15 +50,16 @@ class RecordsMixin:
     def _record(self, dataset: str, record: dict[str, object]) -> None:
         """Append a param/artifact/event record and flush, so it survives a crash."""
         self._check_open("logging")
+        text = self._record_text(record)
         try:  # refused here, not at the flush that would then lose the batch and blame the disk
-            json.dumps(record, default=json_default, ensure_ascii=False).encode("utf-8")
+            text.encode("utf-8")
         except UnicodeEncodeError as exc:
             label = record.get("name", record.get("event"))
             raise ConfigError(
                 f"{dataset} record {label!r}: a string in it contains {exc.object[exc.start : exc.end]!r}, "
                 "a lone surrogate that UTF-8 (and so the rank file) cannot store; pass valid Unicode text"
             ) from None
-        self._writer.enqueue(encode_record(dataset, self._record_text(record)))
+        self._writer.enqueue(encode_record(dataset, text))
         self._other_calls += 1
         self._writer.flush()  # a record is on disk when the call returns (or kept and warned)
 
