@@ -6,7 +6,8 @@ action proceed, so the process still dies as the launcher expects (the journal i
 HDF5 later, by the reader in memory or by ``merge``; folding here would keep a dying process
 alive longer).  In an MPI job a rank that has flushed then waits in ``MPI_Finalize`` (bounded)
 before it dies: mpiexec (MPICH's hydra, Open MPI) SIGKILLs every rank the moment one exits
-without finalizing, which would cut a slower sibling's flush short.  A SIGTERM that arrives
+without finalizing, which would cut a slower sibling's flush short; a rank that is ending on
+SIGTERM ignores further ones (mpiexec forwards its own to every rank).  A SIGTERM that arrives
 while the run is closing (end_run, atexit) waits for the close to finish, then ends the
 process.  ``atexit`` closes a run that was never ended.
 
@@ -184,6 +185,13 @@ class ProcessHooks:
 
     def _terminate(self, signum: int, frame: FrameType | None, previous: Any) -> None:
         name = signal.Signals(signum).name
+        # From here on this process is ending: a second SIGTERM must not kill it halfway.  MPICH's
+        # mpiexec forwards the SIGTERM it got to every rank, so under Slurm each rank gets two,
+        # the second one late on a busy node; once end_run had put the default action back it
+        # killed the rank inside its wait in MPI_Finalize, unfinalized, and mpiexec then
+        # SIGKILLed the siblings in the middle of their flush (fault F8).
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signum, signal.SIG_IGN)
         # Flush, mark killed, no finalize: the launcher's SIGKILL follows within its grace
         # period, and waiting for other ranks could outlast it.  No fold either: the journal is
         # complete and marked killed; the reader folds it in memory, merge on disk.
@@ -197,6 +205,8 @@ class ProcessHooks:
     @staticmethod
     def _pass_on(signum: int, frame: FrameType | None, previous: Any) -> None:
         if callable(previous):
+            with contextlib.suppress(ValueError, OSError, TypeError):  # later signals go to it again
+                signal.signal(signum, previous)
             previous(signum, frame)
         elif previous == signal.SIG_DFL or previous is None:
             signal.signal(signum, signal.SIG_DFL)

@@ -68,6 +68,21 @@ def test_sigterm_chains_to_the_previous_handler(tmp_path: Path) -> None:
     assert len(_loss(run_dir)) == 15
 
 
+def test_previous_handler_gets_later_sigterms_too(tmp_path: Path) -> None:
+    """The run ignores a second SIGTERM while it ends (see F8); once ended, the handler that was
+    there before start_run is back and gets every later SIGTERM."""
+    proc, run_dir = _launch(tmp_path, 10, 5, "--chain-handler", "--keep-living")
+    assert proc.stdout is not None
+    for _ in range(2):
+        proc.send_signal(signal.SIGTERM)
+        assert proc.stdout.readline().strip() == "PREVIOUS-HANDLER-RAN"
+    assert proc.poll() is None  # the handler chose to go on living
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert prov4ml.load_run(run_dir).ranks[0].status == "killed"
+    assert len(_loss(run_dir)) == 15
+
+
 @pytest.mark.parametrize(("flag", "status", "code"), [("--no-end", "finished", 0), ("--raise", "failed", 1)])
 def test_exit_without_end_run_keeps_everything(tmp_path: Path, flag: str, status: str, code: int) -> None:
     proc = subprocess.run(

@@ -148,14 +148,11 @@ def test_sigterm_without_grace_mpiexec_merge(mpi_no_grace: TermJob) -> None:
     _check_merge(mpi_no_grace, _check_no_grace(mpi_no_grace))
 
 
-@pytest.mark.xfail(strict=False, reason="BUG F8 (rare): MPICH hydra SIGKILLs every rank as soon as one "
-                   "exits without MPI_Finalize; ranks now wait in MPI_Finalize after their SIGTERM flush "
-                   "(tests below), which fixes it on a quiet machine, but the slowest rank still ends "
-                   "'running' now and then on a loaded one, cause not found")
 def test_sigterm_with_grace_mpiexec(tmp_path: Path) -> None:
     """mpiexec job, SIGTERM to every process, SIGKILL after 2 s: every file ``killed`` and complete.
 
     Rank 0 holds 1.5 million unflushed points, so its SIGTERM flush outlasts its siblings'.
+    Each rank gets the SIGTERM twice: from the test (Slurm) and forwarded by mpiexec (F8).
     """
     _check_grace(_sigterm_job(tmp_path, "mpiexec", 4, 2.0))
 
@@ -180,6 +177,31 @@ def test_mpiexec_rank_that_flushed_waits_for_its_siblings(tmp_path: Path) -> Non
         signal_pids([pids[1]], signal.SIGTERM)
         time.sleep(1.0)
         assert _alive(pids[1]), "rank 1 exited before rank 0 flushed: mpiexec kills rank 0 then"
+        assert _alive(pids[0]), "rank 0 was killed when rank 1 ended"
+        signal_pids([pids[0]], signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (_alive(pids[0]) or _alive(pids[1])):
+            time.sleep(0.05)
+        assert not _alive(pids[0]) and not _alive(pids[1]), "the ranks did not end after SIGTERM"
+        job.kill_all()
+        _check_grace(TermJob(2, 1.0, "mpiexec", job.run_dir, logged))
+
+
+def test_mpiexec_second_sigterm_does_not_end_the_wait(tmp_path: Path) -> None:
+    """F8's cause: MPICH's mpiexec forwards the SIGTERM it gets to every rank, so under Slurm a
+    rank gets a second one, late on a busy node.  Arriving while the rank waits in MPI_Finalize
+    for its siblings, it must not kill it (unfinalized, its death makes mpiexec SIGKILL rank 0
+    in the middle of its flush).  Rank 1 gets two SIGTERMs, rank 0 one, a second later."""
+    with Job(tmp_path) as job:
+        job.mpiexec(2, "job_worker.py", str(job.save), str(job.ctl), "pause",
+                    "--flushed", str(FLUSHED), "--unflushed", str(UNFLUSHED))
+        logged = {rank: int(text) for rank, text in job.wait_files("ready", 2).items()}
+        pids = job.pids(2)
+        signal_pids([pids[1]], signal.SIGTERM)
+        time.sleep(0.5)  # rank 1 has flushed and waits in MPI_Finalize
+        signal_pids([pids[1]], signal.SIGTERM)  # the copy mpiexec forwards
+        time.sleep(0.5)
+        assert _alive(pids[1]), "a second SIGTERM killed rank 1 in its wait: mpiexec kills rank 0 then"
         assert _alive(pids[0]), "rank 0 was killed when rank 1 ended"
         signal_pids([pids[0]], signal.SIGTERM)
         deadline = time.monotonic() + 30

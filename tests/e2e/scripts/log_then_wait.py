@@ -1,6 +1,6 @@
 """Crash-test subject: log a known amount, flush part of it, then wait to be killed.
 
-usage: log_then_wait.py SAVE_DIR FLUSHED UNFLUSHED [--chain-handler] [--no-end] [--raise]
+usage: log_then_wait.py SAVE_DIR FLUSHED UNFLUSHED [--chain-handler] [--keep-living] [--no-end] [--raise]
 Prints the run directory then READY once the unflushed points are logged.
 """
 
@@ -20,7 +20,8 @@ def main() -> None:
 
         def previous(signum: int, frame: object) -> None:
             print("PREVIOUS-HANDLER-RAN", flush=True)
-            raise SystemExit(42)
+            if "--keep-living" not in flags:  # a handler that lets the process go on
+                raise SystemExit(42)
 
         signal.signal(signal.SIGTERM, previous)
     run = prov4ml.start_run("crash", provenance_save_dir=save_dir, buffer_size=1 << 20, flush_interval_s=0)
