@@ -9,6 +9,8 @@ reader's layout path.  Both are measured in the same run, alternating:
 - ``read_rank_meta(path, stats=True)`` (what merge and ``read_metas_share`` call per rank) and
   ``stats=False`` (``load_run`` without statistics), each file timed alone, the median over
   every file and round;
+- ``read_rank_attrs(path)`` (what ``ls`` calls per rank; the record is read when it holds),
+  each file timed alone;
 - the serial merge of all files, the real command (``python -m yprov4ml_hpc merge RUN -o OUT
   -j 1``), interpreter start included; ``--version`` alone is measured beside it.
 
@@ -57,6 +59,17 @@ def _per_file_ms(paths: list[Path], stats: bool) -> list[float]:
     return out
 
 
+def _attrs_ms(paths: list[Path]) -> list[float]:
+    from yprov4ml_hpc._reader import read_rank_attrs
+
+    out = []
+    for path in paths:
+        started = time.perf_counter()
+        read_rank_attrs(path)
+        out.append((time.perf_counter() - started) * 1e3)
+    return out
+
+
 def _timed(command: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800, check=False)
@@ -68,12 +81,14 @@ def _timed(command: list[str], env: dict[str, str]) -> float:
 
 def _same_metas(before: list[Path], after: list[Path]) -> bool:
     """The two sources give the same RankMeta for every file (path and size aside)."""
-    from yprov4ml_hpc._reader import read_rank_meta
+    from yprov4ml_hpc._reader import read_rank_attrs, read_rank_meta
 
     for old, new in zip(before, after, strict=True):
         a, b = read_rank_meta(old, stats=True), read_rank_meta(new, stats=True)
         fields = ("attrs", "params", "artifacts", "events", "series")
         if any(getattr(a, f) != getattr(b, f) for f in fields):
+            return False
+        if not read_rank_attrs(old) == read_rank_attrs(new) == a.attrs:
             return False
     return True
 
@@ -93,6 +108,7 @@ def bench(world_size: int, reps: int, workdir: Path) -> dict[str, Any]:
         record_bytes = len(handle[C.META_DATASET][()])
         series = sum(len(ctx) for ctx in handle[C.METRICS_GROUP].values())
     reads: dict[tuple[str, bool], list[float]] = {(n, s): [] for n in dirs for s in (True, False)}
+    attr_reads: dict[str, list[float]] = {n: [] for n in dirs}
     env = clean_launcher_env({**os.environ, "YPROV4ML_HPC_PROGRESS": "0"})
     cli = [sys.executable, "-m", "yprov4ml_hpc"]
     merges: dict[str, list[float]] = {"start only (--version)": [], **{n: [] for n in dirs}}
@@ -100,6 +116,7 @@ def bench(world_size: int, reps: int, workdir: Path) -> dict[str, Any]:
         for name in dirs:
             for stats in (True, False):
                 reads[name, stats].extend(_per_file_ms(paths[name], stats))
+            attr_reads[name].extend(_attrs_ms(paths[name]))
         merges["start only (--version)"].append(_timed([*cli, "--version"], env))
         for name, run_dir in dirs.items():
             out = workdir / "out" / name.split()[0]
@@ -122,6 +139,7 @@ def bench(world_size: int, reps: int, workdir: Path) -> dict[str, Any]:
             }
             for (name, stats), v in reads.items()
         },
+        "read_attrs_ms": {name: round(median(v), 3) for name, v in attr_reads.items()},
         "merge_s": {name: round(median(v), 3) for name, v in merges.items()},
         "merge_per_file_ms": {
             name: round((median(merges[name]) - start) / world_size * 1e3, 3) for name in dirs
@@ -148,6 +166,10 @@ def markdown(result: dict[str, Any]) -> str:
             f"| read_rank_meta(stats={stats}), median per file "
             f"| {old:.2f} ms | {new:.2f} ms | {old / new:.1f}x |"
         )
+    old, new = result["read_attrs_ms"]["before (layout)"], result["read_attrs_ms"]["after (record)"]
+    lines.append(
+        f"| read_rank_attrs (`ls`), median per file | {old:.2f} ms | {new:.2f} ms | {old / new:.1f}x |"
+    )
     old, new = result["merge_s"]["before (layout)"], result["merge_s"]["after (record)"]
     per_file = result["merge_per_file_ms"]
     per_old, per_new = per_file["before (layout)"], per_file["after (record)"]

@@ -43,7 +43,7 @@ from yprov4ml_hpc._meta_record import (
     decode_meta_record,
     encode_meta_record,
 )
-from yprov4ml_hpc._reader import _rank, read_rank_meta
+from yprov4ml_hpc._reader import _rank, read_rank_attrs, read_rank_meta
 from yprov4ml_hpc._series_stats import SeriesStats
 
 NEG_NAN = struct.unpack(">d", bytes.fromhex("fff8000000000123"))[0]  # sign bit and a payload
@@ -248,6 +248,7 @@ def test_an_intact_record_is_what_the_reader_uses(probe_source: Path, tmp_path: 
     _craft(copy, lambda r: None)
     host = read_rank_meta(copy, stats=True).attrs.host
     assert host == read_rank_meta(probe_source).attrs.host != "from-the-layout"
+    assert read_rank_attrs(copy).host == host  # ls reads the record too (one read, not every attribute)
 
 
 @pytest.mark.parametrize("case", sorted(MUTATIONS))
@@ -260,6 +261,7 @@ def test_a_record_that_fails_a_check_leaves_the_layout_to_decide(
         meta = read_rank_meta(copy, stats=stats)
         assert meta.attrs.host == "from-the-layout", f"{case}: the record was trusted"
         assert_same_meta(meta, read_rank_meta(without_record(copy, tmp_path / "older"), stats=stats))
+    assert read_rank_attrs(copy).host == "from-the-layout", f"{case}: ls trusted the record"
 
 
 @pytest.mark.parametrize(
