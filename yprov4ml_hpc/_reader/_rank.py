@@ -166,8 +166,7 @@ def read_rank_attrs(path: Path) -> RankAttrs:
     here (HDF5 reads attributes one by one), and ``ls`` shows what ``load_run`` reads."""
     try:
         with open_rank_file(path) as handle:
-            found = _meta_record(handle, path)
-            meta = None if found is None else _meta_from_record(handle, path, *found, False)
+            meta = _trusted_record(handle, path, stats=False)
             return meta.attrs if meta is not None else _root_attrs(handle, path)
     except Exception as exc:  # anything a crafted or damaged file provokes in h5py/numpy/json
         raise _wrap(path, exc) from exc
@@ -187,6 +186,12 @@ def _meta_record(handle: h5py.File, path: Path) -> tuple[MetaRecord, RankAttrs] 
         return record, _typed_attrs(record.attrs, path)
     except Exception:  # noqa: BLE001 - MetaRecordError, DamagedRunError, or h5py's for a damaged record
         return None
+
+
+def _trusted_record(handle: h5py.File, path: Path, *, stats: bool) -> RankMeta | None:
+    """The rank's meta from its metadata record, or None: no record, or one that fails a check."""
+    found = _meta_record(handle, path)
+    return None if found is None else _meta_from_record(handle, path, *found, stats)
 
 
 def _meta_from_record(
@@ -245,8 +250,7 @@ def read_rank_meta(path: Path, *, stats: bool = False) -> RankMeta:
     """
     try:
         with open_rank_file(path) as handle:
-            found = _meta_record(handle, path)
-            meta = None if found is None else _meta_from_record(handle, path, *found, stats)
+            meta = _trusted_record(handle, path, stats=stats)
             return meta if meta is not None else _meta_from_layout(handle, path, stats)
     except Exception as exc:  # anything a crafted or damaged file provokes in h5py/numpy/json
         raise _wrap(path, exc) from exc
