@@ -164,44 +164,26 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_mpiexec_rank_that_flushed_waits_for_its_siblings(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sigterms_to_rank_1", [1, 2], ids=["one", "forwarded_again"])
+def test_mpiexec_rank_that_flushed_waits_for_its_siblings(tmp_path: Path, sigterms_to_rank_1: int) -> None:
     """The mechanism behind F8's fix, made deterministic: SIGTERM reaches rank 1 first and rank
     0 a second later (a slow flush, a late signal).  Rank 1 must still be alive then, waiting in
     MPI_Finalize: had it died, hydra would have SIGKILLed rank 0 before its flush (its file
-    would say ``running``).  Then both end ``killed`` with every point."""
+    would say ``running``).  Then both end ``killed`` with every point.
+
+    ``forwarded_again``: F8's cause.  MPICH's mpiexec forwards the SIGTERM it gets to every rank,
+    so under Slurm a rank gets a second one, late on a busy node; arriving during the wait, it
+    must not kill the rank."""
     with Job(tmp_path) as job:
         job.mpiexec(2, "job_worker.py", str(job.save), str(job.ctl), "pause",
                     "--flushed", str(FLUSHED), "--unflushed", str(UNFLUSHED))
         logged = {rank: int(text) for rank, text in job.wait_files("ready", 2).items()}
         pids = job.pids(2)
-        signal_pids([pids[1]], signal.SIGTERM)
-        time.sleep(1.0)
+        for _ in range(sigterms_to_rank_1):
+            signal_pids([pids[1]], signal.SIGTERM)
+            time.sleep(0.5)  # then rank 1 has flushed and waits in MPI_Finalize
+        time.sleep(1.0 - 0.5 * sigterms_to_rank_1)
         assert _alive(pids[1]), "rank 1 exited before rank 0 flushed: mpiexec kills rank 0 then"
-        assert _alive(pids[0]), "rank 0 was killed when rank 1 ended"
-        signal_pids([pids[0]], signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (_alive(pids[0]) or _alive(pids[1])):
-            time.sleep(0.05)
-        assert not _alive(pids[0]) and not _alive(pids[1]), "the ranks did not end after SIGTERM"
-        job.kill_all()
-        _check_grace(TermJob(2, 1.0, "mpiexec", job.run_dir, logged))
-
-
-def test_mpiexec_second_sigterm_does_not_end_the_wait(tmp_path: Path) -> None:
-    """F8's cause: MPICH's mpiexec forwards the SIGTERM it gets to every rank, so under Slurm a
-    rank gets a second one, late on a busy node.  Arriving while the rank waits in MPI_Finalize
-    for its siblings, it must not kill it (unfinalized, its death makes mpiexec SIGKILL rank 0
-    in the middle of its flush).  Rank 1 gets two SIGTERMs, rank 0 one, a second later."""
-    with Job(tmp_path) as job:
-        job.mpiexec(2, "job_worker.py", str(job.save), str(job.ctl), "pause",
-                    "--flushed", str(FLUSHED), "--unflushed", str(UNFLUSHED))
-        logged = {rank: int(text) for rank, text in job.wait_files("ready", 2).items()}
-        pids = job.pids(2)
-        signal_pids([pids[1]], signal.SIGTERM)
-        time.sleep(0.5)  # rank 1 has flushed and waits in MPI_Finalize
-        signal_pids([pids[1]], signal.SIGTERM)  # the copy mpiexec forwards
-        time.sleep(0.5)
-        assert _alive(pids[1]), "a second SIGTERM killed rank 1 in its wait: mpiexec kills rank 0 then"
         assert _alive(pids[0]), "rank 0 was killed when rank 1 ended"
         signal_pids([pids[0]], signal.SIGTERM)
         deadline = time.monotonic() + 30
