@@ -99,6 +99,26 @@ def test_online_finalize_equals_offline_merge(comm: Any, shared_tmp: Path) -> No
     comm.Barrier()
 
 
+def test_merge_over_a_communicator(comm: Any, shared_tmp: Path) -> None:
+    """merge(comm=...) in a script under mpiexec: the processes share the reading, rank 0 writes
+    the serial merge's document byte for byte, and every process gets the result back; an error
+    reaches every process (none is left waiting)."""
+    _train(shared_tmp, "fin_comm")
+    run_dir = prov4ml.end_run()
+    result = prov4ml.merge(run_dir, shared_tmp / "shared", comm=comm)
+    assert result.document == shared_tmp / "shared" / result.document.name
+    assert result.summary["world_size"] == comm.size
+    # rank 0 read everything (its result keeps the runs read); the others sent their share
+    assert len(result.runs) == (1 if comm.rank == 0 else 0)
+    comm.Barrier()
+    if comm.rank == 0:
+        serial = prov4ml.merge(run_dir, shared_tmp / "serial")
+        assert serial.document.read_bytes() == result.document.read_bytes()
+    comm.Barrier()
+    with pytest.raises(prov4ml.StorageError, match="not a yprov4ml_hpc run directory"):
+        prov4ml.merge(shared_tmp / "no_such_run", comm=comm)
+
+
 def test_a_late_rank_never_holds_the_others(comm: Any, shared_tmp: Path) -> None:
     if comm.size < 2:
         pytest.skip("needs two ranks")

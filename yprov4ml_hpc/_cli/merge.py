@@ -74,28 +74,14 @@ def _launched_comm() -> Any:
     return comm if comm.Get_size() > 1 else None
 
 
-def _read_shared(run_dirs: list[str], comm: Any) -> list[dict[int, Any]] | None:
-    """Each process reads every size-th rank file; rank 0 gets them all (in the reader's
-    records, so the build is the serial one).  Returns None on the other processes."""
-    from .._reader import read_metas_share
-
-    index, count = comm.Get_rank(), comm.Get_size()
-    shares = [read_metas_share(run_dir, index, count) for run_dir in run_dirs]
-    gathered = comm.gather(shares, root=0)
-    if index != 0:
-        return None
-    return [
-        {rank: meta for share in gathered for rank, meta in share[i].items()} for i in range(len(run_dirs))
-    ]
-
-
 def run(args: argparse.Namespace) -> int:
     from .._merge import build  # networkx: only when the command runs
+    from .._offline import read_metas_shared
 
     comm = _launched_comm()
     read_metas = None
     if comm is not None:
-        read_metas = _read_shared(args.run_dirs, comm)
+        read_metas = read_metas_shared(args.run_dirs, comm)
         if read_metas is None:
             return 0  # this process's share went to rank 0, which builds, writes and reports
     elif os.environ.get(C.SLURM_STEP_VAR) and os.environ.get(C.SLURM_RANK_VAR, "0") not in ("", "0"):
