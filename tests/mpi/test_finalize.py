@@ -105,8 +105,8 @@ def test_merge_over_a_communicator(comm: Any, shared_tmp: Path) -> None:
     reaches every process (none is left waiting)."""
     _train(shared_tmp, "fin_comm")
     run_dir = prov4ml.end_run()
-    result = prov4ml.merge(run_dir, shared_tmp / "shared", comm=comm)
-    assert result.document == shared_tmp / "shared" / result.document.name
+    result = prov4ml.merge(run_dir, shared_tmp / "over_comm", comm=comm)
+    assert result.document == shared_tmp / "over_comm" / result.document.name
     assert result.summary["world_size"] == comm.size
     # rank 0 read everything (its result keeps the runs read); the others sent their share
     assert len(result.runs) == (1 if comm.rank == 0 else 0)
