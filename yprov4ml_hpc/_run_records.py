@@ -31,6 +31,17 @@ __all__ = ["RecordsMixin"]
 _time_ns = time.time_ns
 
 
+def _artifact_use(is_input: bool, kind: str, context: object, step: int | None) -> dict[str, object]:
+    """The fields every artifact record ends with (a file's and an in-memory model's alike)."""
+    return {
+        "role": "input" if is_input else "output",
+        "kind": kind,
+        "context": context_name(context),
+        "step": step,
+        "time_ns": _time_ns(),
+    }
+
+
 class RecordsMixin:
     """Methods of :class:`yprov4ml_hpc._run.Run` that log records (mixed into it)."""
 
@@ -150,11 +161,7 @@ class RecordsMixin:
             "source": str(source.resolve()),
             "size": size,
             "sha256": sha256,
-            "role": "input" if is_input else "output",
-            "kind": "model" if is_model else kind,
-            "context": context_name(context),
-            "step": step,
-            "time_ns": _time_ns(),
+            **_artifact_use(is_input, "model" if is_model else kind, context, step),
             **(extra or {}),
         }
         self._record(C.ARTIFACTS_DATASET, record)
@@ -202,11 +209,7 @@ class RecordsMixin:
             "path": None,
             "size": None,
             "sha256": None,
-            "role": "input" if is_input else "output",
-            "kind": "model",
-            "context": context_name(context),
-            "step": step,
-            "time_ns": _time_ns(),
+            **_artifact_use(is_input, "model", context, step),
             **info,
         }
         self._record(C.ARTIFACTS_DATASET, record)
