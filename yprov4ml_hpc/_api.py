@@ -7,9 +7,11 @@ so existing scripts run unchanged.
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from collections.abc import Mapping, Sequence
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -321,11 +323,20 @@ _LOG_ARTIFACT_2X = Layout(
     # 3.2.x has source (a str) fourth and step (an int) fifth; 2.0.x step fourth, a bool fifth.
     lambda a: len(a) > 3 and (is_int(a[3]) or (len(a) > 4 and isinstance(a[4], bool))),
 )
+# prov4ml's docs: log_artifact(artifact_path, value, context, step, timestamp, log_copy_in_prov_directory),
+# the name first and the file (or value) second as ours; recognised by the step (an int) fourth,
+# where 3.2.x has source, and a number fifth (the timestamp), where 2.0.x has a bool.
+_LOG_ARTIFACT_DOCS = Layout(
+    "prov4ml's docs",
+    ("artifact_name", "artifact_path", "context", "step", "timestamp", "log_copy_in_prov_directory"),
+    lambda a: len(a) > 4 and is_int(a[3]) and isinstance(a[4], numbers.Real) and not isinstance(a[4], bool),
+)
+_NOTHING: Any = object()
 
 
-@upstream_layouts(_LOG_ARTIFACT_2X)
+@upstream_layouts(_LOG_ARTIFACT_DOCS, _LOG_ARTIFACT_2X)
 def log_artifact(
-    artifact_name: str | os.PathLike[str],
+    artifact_name: str | os.PathLike[str] | None = None,
     artifact_path: str | os.PathLike[str] | None = None,
     context: object = None,
     source: str | None = None,
@@ -343,8 +354,34 @@ def log_artifact(
     ``log_artifact(path, context)`` names the artifact after the file.  A copy keeps the
     file's extension when ``artifact_name`` has none; ``log_copy_subdirectory`` puts it in
     that sub-folder; ``source`` and ``other_attrs`` are stored with the record.
+    prov4ml's docs name the two first parameters ``artifact_path`` (the name) and ``value`` (the
+    file, or any value: one that is not a path is recorded as a param of that name).
     """
+    value = ignored.pop("value", _NOTHING)
+    ignored.pop("timestamp", None)  # prov4ml's docs: accepted and ignored (recorded at call time)
     warn_unknown("log_artifact", ignored)
+    if value is not _NOTHING:  # the docs' keywords: artifact_path= is the name, value= the file
+        if artifact_name is None:
+            artifact_name, artifact_path = artifact_path, None
+        if artifact_path is not None:
+            raise ConfigTypeError(
+                "log_artifact() got the file twice: artifact_path=... and value=... (prov4ml's docs "
+                "name them artifact_path= and value=; 3.2.x artifact_name= and artifact_path=)"
+            )
+        artifact_path = value
+    if artifact_name is None:
+        raise ConfigTypeError(
+            "log_artifact() needs a name and a file: log_artifact(artifact_name, artifact_path)"
+        )
+    if artifact_path is not None and not isinstance(artifact_path, (str, os.PathLike, Enum)):
+        # prov4ml's docs: "the value can be any artifact, a file, a path, a value"
+        check_type("log_artifact", "step", step, (int,), "yProv4ML 2.0.x and 3.2.x")
+        extra = _extra(source, other_attrs)
+        run = _require("log_artifact")
+        source_name = extra.get("source")
+        run.log_param(os.fspath(artifact_name), artifact_path, context,
+                      source=None if source_name is None else str(source_name), is_input=bool(is_input))
+        return {"name": os.fspath(artifact_name), "value": artifact_path, "kind": "param"}
     for name, flag in (
         ("log_copy_in_prov_directory", log_copy_in_prov_directory),
         ("is_model", is_model),
@@ -399,9 +436,15 @@ _LOG_MODEL_2X = Layout(
 _LOG_MODEL_1X = Layout(
     "prov4ml 1.x", ("model", "model_name", "log_model_info", "log_as_artifact"), _object_first
 )
+# prov4ml's docs: log_model(model, model_name, log_model_info, log_model_layers, log_as_artifact)
+_LOG_MODEL_DOCS = Layout(
+    "prov4ml's docs",
+    ("model", "model_name", "log_model_info", "log_model_layers", "log_as_artifact"),
+    lambda a: len(a) == 5 and _object_first(a),
+)
 
 
-@upstream_layouts(_LOG_MODEL_1X, _LOG_MODEL_2X)
+@upstream_layouts(_LOG_MODEL_DOCS, _LOG_MODEL_1X, _LOG_MODEL_2X)
 def log_model(
     model_name: str = "default",
     model: object = None,
@@ -455,8 +498,8 @@ _LOG_DATASET_1X = Layout("prov4ml 1.x", ("dataset", "dataset_label"), _object_fi
 
 @upstream_layouts(_LOG_DATASET_1X, _LOG_DATASET_2X)
 def log_dataset(
-    dataset_label: str,
-    dataset: object,
+    dataset_label: str | None = None,
+    dataset: object = None,
     context: object = None,
     source: str | None = None,
     log_dataset_info: bool = True,
@@ -468,7 +511,14 @@ def log_dataset(
     3.2.x order; 2.0.x (``log_dataset_info`` fourth) and prov4ml 1.x (dataset first) calls
     are recognised by their types.  ``log_dataset_info=False`` records only the label and type.
     """
-    warn_unknown("log_dataset", ignored, frozenset({"label"}))
+    label = ignored.pop("label", None)  # prov4ml's docs: log_dataset(dataset, label)
+    warn_unknown("log_dataset", ignored)
+    if dataset_label is None:
+        dataset_label = label
+    if dataset_label is None or dataset is None:
+        raise ConfigTypeError(
+            "log_dataset() needs a label and a dataset: log_dataset(dataset_label, dataset)"
+        )
     check_type("log_dataset", "log_dataset_info", log_dataset_info, (bool,), "yProv4ML 2.0.x and 3.2.x")
     run = _require("log_dataset")
     record = run.log_dataset(dataset_label, dataset, context, info=bool(log_dataset_info))

@@ -74,3 +74,17 @@ def check_document(run_dir: Path) -> dict[str, Any]:
 
 def ranks_finished(summary: dict[str, Any]) -> list[int]:
     return sorted(r["rank"] for r in summary["ranks"] if r["status"] == "finished")
+
+
+def start_quiet_run(tmp_path: Path, experiment: str, **kwargs: Any) -> Any:
+    """An in-process run for a compatibility test: no timer flush, no signal handlers, no sampler."""
+    import yprov4ml_hpc as prov4ml
+
+    return prov4ml.start_run(
+        experiment,
+        provenance_save_dir=str(tmp_path),
+        flush_interval_s=0,
+        install_signal_handlers=False,
+        system_metrics_interval_s=0,
+        **kwargs,
+    )

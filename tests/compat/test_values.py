@@ -8,20 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import only_run_dir, run_script
+from conftest import only_run_dir, run_script, start_quiet_run
 
 import yprov4ml_hpc as prov4ml
 
 
 def _start(tmp_path: Path, **kwargs: object) -> prov4ml.Run:
-    return prov4ml.start_run(
-        "values",
-        provenance_save_dir=str(tmp_path),
-        flush_interval_s=0,
-        install_signal_handlers=False,
-        system_metrics_interval_s=0,
-        **kwargs,
-    )
+    return start_quiet_run(tmp_path, "values", **kwargs)
 
 
 def test_nested_numpy_scalars_and_paths_are_stored_as_params(tmp_path: Path) -> None:

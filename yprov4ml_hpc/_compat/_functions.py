@@ -7,7 +7,7 @@ lands in the rank file and, after ``end_run``, in the job's document and summary
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ from .. import _api
 from .._errors import ConfigTypeError
 from ._enums import FoldOperation
 from ._layouts import Layout, check_type, is_int, upstream_layouts, warn_unknown
-from ._state import final_metrics, flops_total, model_versions
+from ._state import final_metrics, flops_total, io_counts, model_versions
 
 if TYPE_CHECKING:
     pass
@@ -156,34 +156,91 @@ def _inputs_of(batch: Any) -> Any:
     return batch
 
 
+# The current docs' form: log_input(inp, log_copy_in_prov_directory=True), the value alone
+# (named input_0, input_1, ...); recognised by one argument, or a bool second.
+def _value_alone(args: Sequence[object]) -> bool:
+    return len(args) == 1 or (len(args) == 2 and isinstance(args[1], bool))
+
+
+_LOG_INPUT_DOCS = Layout("prov4ml's docs", ("inp", "log_copy_in_prov_directory"), _value_alone)
+_LOG_OUTPUT_DOCS = Layout("prov4ml's docs", ("out", "log_copy_in_prov_directory"), _value_alone)
+_NOTHING: Any = object()  # "not given": None is a value that can be logged
+
+
+@upstream_layouts(_LOG_INPUT_DOCS)
 def log_input(
-    name: str, value: object, context: object = None, source: str | None = None, step: int | None = None
+    name: str | None = None,
+    value: object = _NOTHING,
+    context: object = None,
+    source: str | None = None,
+    step: int | None = None,
+    *,
+    inp: object = _NOTHING,
+    log_copy_in_prov_directory: bool = True,
+    **ignored: Any,
 ) -> dict[str, object] | None:
-    """Record something the run used: a path becomes an input artifact, anything else an input param."""
-    return _log_io("log_input", name, value, context, source, step, is_input=True)
+    """Record something the run used: a path becomes an input artifact, anything else an input param.
+
+    ``log_input(name, value, ...)``, or the docs' ``log_input(inp)``, named ``input_0``, ``input_1``, ...
+    """
+    warn_unknown("log_input", ignored)
+    return _log_io(
+        "log_input", name, value, inp, context, source, step, log_copy_in_prov_directory, is_input=True
+    )
 
 
+@upstream_layouts(_LOG_OUTPUT_DOCS)
 def log_output(
-    name: str, value: object, context: object = None, source: str | None = None, step: int | None = None
+    name: str | None = None,
+    value: object = _NOTHING,
+    context: object = None,
+    source: str | None = None,
+    step: int | None = None,
+    *,
+    out: object = _NOTHING,
+    log_copy_in_prov_directory: bool = True,
+    **ignored: Any,
 ) -> dict[str, object] | None:
-    """Record something the run produced: a path becomes an artifact, anything else a param."""
-    return _log_io("log_output", name, value, context, source, step, is_input=False)
+    """Record something the run produced: a path becomes an artifact, anything else a param.
+
+    ``log_output(name, value, ...)``, or the docs' ``log_output(out)``, named ``output_0``, ...
+    """
+    warn_unknown("log_output", ignored)
+    return _log_io(
+        "log_output", name, value, out, context, source, step, log_copy_in_prov_directory, is_input=False
+    )
 
 
 def _log_io(
     what: str,
-    name: str,
+    name: str | None,
     value: object,
+    alone: object,
     context: object,
     source: str | None,
     step: int | None,
+    copy: bool,
     *,
     is_input: bool,
 ) -> dict[str, object] | None:
+    check_type(what, "log_copy_in_prov_directory", copy, (bool,), "prov4ml's docs")
     run = _api._require(what)
+    kind = "input" if is_input else "output"
+    if alone is not _NOTHING:  # the docs' form: the value alone, named by its number in call order
+        if name is not None or value is not _NOTHING:
+            raise ConfigTypeError(
+                f"{what}() takes either (name, value, ...) or the value alone "
+                f"({what}({kind[:3]}=...)), not both"
+            )
+        value = alone
+    elif value is _NOTHING:
+        raise ConfigTypeError(f"{what}() needs a value: {what}(name, value) or {what}(value)")
+    if name is None:
+        name = f"{kind}_{io_counts.get(kind, 0)}"
+        io_counts[kind] = io_counts.get(kind, 0) + 1
     if isinstance(value, (str, os.PathLike)) and Path(os.fspath(value)).exists():
         extra = {"source": str(source)} if source is not None else None
-        return run.log_artifact(name, value, context, step, True, False, is_input, extra=extra)
+        return run.log_artifact(name, value, context, step, copy, False, is_input, extra=extra)
     run.log_param(name, value, context, source=source, is_input=is_input)
     return None
 

@@ -1,5 +1,5 @@
 """Per-run state of the yProv4ML extras: ``register_final_metric``'s folded values (recorded
-as params when the run ends), FLOP totals and model version counters.
+as params when the run ends), FLOP totals, model version counters and the numbering of unnamed inputs/outputs.
 
 A module of its own that imports nothing of ours, so that ``Run.end`` (which records the
 final values), the facade's ``log_metric`` (which folds them) and ``start_run`` (which
@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .._run import Run
 
-__all__ = ["final_metrics", "flops_total", "fold_final", "model_versions", "record_final_metrics", "reset"]
+__all__ = [
+    "final_metrics",
+    "flops_total",
+    "fold_final",
+    "io_counts",
+    "model_versions",
+    "record_final_metrics",
+    "reset",
+]
 
 # metric name -> [current value, fold function]; empty: the hot path pays one truth test
 final_metrics: dict[str, list[Any]] = {}
@@ -22,6 +30,8 @@ final_metrics: dict[str, list[Any]] = {}
 flops_total: dict[str, float] = {}
 # save_model_version(incremental=True): model name -> versions saved in this run
 model_versions: dict[str, int] = {}
+# log_input(inp)/log_output(out) without a name: "input"/"output" -> values numbered so far
+io_counts: dict[str, int] = {}
 
 
 def fold_final(key: str, value: object) -> None:
@@ -44,3 +54,4 @@ def reset() -> None:
     final_metrics.clear()
     flops_total.clear()
     model_versions.clear()
+    io_counts.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,23 @@ def load_document(source: dict[str, Any] | str | os.PathLike[str]) -> dict[str, 
                 f"{path} has no prov_*.json; run end_run() or `yprov4ml-hpc merge {path}`"
             )
         path = found[0]
+    elif not path.exists():
+        path = _upstream_rank_document(path)
     with path.open(encoding="utf-8") as handle:
         doc = json.load(handle)
     doc[_PATH_KEY] = str(path.resolve())
     return doc
+
+
+def _upstream_rank_document(path: Path) -> Path:
+    """Upstream writes one document per process, ``prov_<experiment>_GR<rank>_<N>.json``; the
+    job's one document here is ``prov_<experiment>_<N>.json`` in the same folder: use it."""
+    match = re.fullmatch(r"prov_(.+)_GR\d+_(\d+)\.json", path.name)
+    if match is not None:
+        job_document = path.with_name(f"prov_{match[1]}_{match[2]}.json")
+        if job_document.is_file():
+            return job_document
+    return path  # opening it raises FileNotFoundError naming it
 
 
 def unwrap(value: Any) -> Any:

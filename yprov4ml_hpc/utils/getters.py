@@ -11,6 +11,7 @@ CSV columns ``epoch``, ``value``, ``timestep`` (milliseconds since the epoch).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,9 @@ def _record(doc: dict[str, Any], name: str) -> dict[str, Any]:
         record = doc.get(section, {}).get(name)
         if record is not None:
             return dict(record)
+    upstream = _upstream_record(doc, name)
+    if upstream is not None:
+        return upstream
     for section in ("entity", "activity"):  # by name: a metric, param, artifact, or a context
         for attrs in doc.get(section, {}).values():
             if unwrap(attrs.get("yprov4ml:name")) == name:
@@ -64,12 +68,53 @@ def _record(doc: dict[str, Any], name: str) -> dict[str, Any]:
     )
 
 
+def _upstream_record(doc: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """Upstream's record names: ``<label>//<context>`` (a dataset, param, ... in a context) and
+    ``<experiment>_GR<rank>_<N>`` (the run of one process: here that rank, with the job's
+    attributes such as ``run_id``)."""
+    label, sep, context = name.rpartition("//")
+    if sep and label:
+        wanted = context_name(context)
+        for attrs in doc.get("entity", {}).values():
+            if unwrap(attrs.get("yprov4ml:name")) == label and attrs.get("yprov4ml:context") == wanted:
+                return dict(attrs)
+    match = re.fullmatch(r".+_GR(\d+)_\d+", name)
+    if match is not None:
+        activities = doc.get("activity", {})
+        job: dict[str, Any] = next(
+            (a for a in activities.values() if unwrap(a.get("prov:type")) == "yprov4ml:Job"), {}
+        )
+        for attrs in activities.values():
+            if unwrap(attrs.get("prov:type")) == "yprov4ml:RankProcess" and unwrap(
+                attrs.get("yprov4ml:rank")
+            ) == int(match[1]):
+                return {**job, **attrs}
+    return None
+
+
+# upstream's attribute names for what records here call otherwise
+_UPSTREAM_ATTRIBUTES = {"prov:startedAtTime": "prov:startTime", "prov:endedAtTime": "prov:endTime"}
+# upstream's dataset statistics, yprov:<label>_stat_<what>
+_UPSTREAM_DATASET_STATS = {
+    "batch_size": "batch_size",
+    "num_workers": "num_workers",
+    "total_steps": "length",
+    "total_samples": "dataset_length",
+}
+
+
 def get_parameter(source: Source, name: str, param: str, unwrap: bool = True) -> Any:
-    """One attribute of a record; ``param`` with or without its prefix (upstream's ``yprov:`` too)."""
+    """One attribute of a record; ``param`` with or without its prefix (upstream's ``yprov:`` too,
+    and upstream's names for times and dataset statistics)."""
     record = _record(load_document(source), name)
     keys = [param, *(p + param for p in _PREFIXES)]
+    if param in _UPSTREAM_ATTRIBUTES:
+        keys.append(_UPSTREAM_ATTRIBUTES[param])
     if param.startswith("yprov:"):
         keys.append("yprov4ml:" + param[len("yprov:") :])
+        stat = re.fullmatch(r"yprov:.+_stat_(\w+)", param)
+        if stat is not None and stat[1] in _UPSTREAM_DATASET_STATS:
+            keys.append("yprov4ml:" + _UPSTREAM_DATASET_STATS[stat[1]])
     for key in keys:
         if key in record:
             return _unwrap(record[key]) if unwrap else record[key]

@@ -31,7 +31,9 @@ __all__ = [
 
 
 def get_metrics(data: Any, keyword: str | None = None) -> list[str]:
-    """Ids of the job-level metric series (optionally those whose id or name contains ``keyword``)."""
+    """Ids of the job-level metric series; with ``keyword``, those whose id or name contains it
+    or whose context it names (``keyword="TRAINING"``, as upstream's docs select a phase, whose
+    ids held the context; contexts match without regard to case, as everywhere here)."""
     doc = load_document(data)
     ids = [
         ident
@@ -40,8 +42,13 @@ def get_metrics(data: Any, keyword: str | None = None) -> list[str]:
     ]
     if keyword is None:
         return ids
-    names = {i: str(doc["entity"][i].get("yprov4ml:name", "")) for i in ids}
-    return [i for i in ids if keyword in i or keyword in names[i]]
+    entity = doc["entity"]
+    return [
+        i for i in ids
+        if keyword in i
+        or keyword in str(entity[i].get("yprov4ml:name", ""))
+        or keyword.casefold() == str(entity[i].get("yprov4ml:context", "")).casefold()
+    ]
 
 
 def _series_key(doc: dict[str, Any], metric: str) -> tuple[str, str | None]:
