@@ -19,8 +19,15 @@ training thread then waits for it; a writer starved of the GIL shows here), and 
 current tree bytes on disk per point (journal before the fold, .h5 after) and the writer's
 throughput (points per second of writer time).
 
+Where the calls over 200 us fall (``slow_at``): at the first hand-off of a step where every
+series hands a half over (it seals that ring and wakes the writer), at the other nine hand-offs
+of that step (seal only), or elsewhere (the writer's turns with the GIL, the machine).
+
+``--release-gil``: the loop releases the GIL once a step (``time.sleep(0)``), as a real training
+step does (kernel launches, data-loader waits); both loops, log_metric's and the no-op's.
+
 usage: python benchmarks/bench_tail.py [--calls 10000000] [--rounds 1] [--baseline 6555d37]
-                                       [--out results/tail.json]
+                                       [--release-gil] [--out results/tail.json]
 """
 
 from __future__ import annotations
@@ -39,10 +46,11 @@ from _common import machine_info, median, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SERIES = 10
+HALF = 2048  # the default ring's half (buffer_size 4096): every series hands off at these steps
 DEFAULT_BASELINE = "6555d37"  # the last commit that wrote HDF5 from the training thread
 
 
-def _child(calls: int, save: str) -> dict[str, Any]:
+def _child(calls: int, save: str, release_gil: bool = False) -> dict[str, Any]:
     """Measure in this process (the package on sys.path is the one being measured)."""
     import numpy as np
 
@@ -63,10 +71,12 @@ def _child(calls: int, save: str) -> dict[str, Any]:
         floor[j] = pc() - t0
     steps = calls // SERIES
     noop_lat = np.zeros(calls, dtype=np.int64)
-    _timed_loop(_noop, keys, steps, noop_lat.data, pc)
+    pause = time.sleep if release_gil else _no_pause
+    _timed_loop(_noop, keys, steps, noop_lat.data, pc, pause)
     j = 0
     started = time.perf_counter()
     for step in range(steps):
+        pause(0)
         for key in keys:
             t0 = pc()
             log(key, 0.5, "training", step)
@@ -75,7 +85,7 @@ def _child(calls: int, save: str) -> dict[str, Any]:
     loop_s = time.perf_counter() - started
     lat = lat[:j]
     out: dict[str, Any] = {"calls": j, "loop_s": loop_s, "floor": _stats(floor), "log_metric": _stats(lat),
-                           "noop": _stats(noop_lat[:j])}
+                           "noop": _stats(noop_lat[:j]), "slow_at": _slow_at(lat)}
     # the 10 worst calls and where they fell (a flush of every ring at one step shows as a cluster)
     worst = np.argsort(lat)[-10:][::-1]
     out["worst"] = [{"call": int(i), "step": int(i) // SERIES, "ns": int(lat[i])} for i in worst]
@@ -124,9 +134,26 @@ def _noop(key: str, value: float, context: str, step: int) -> None:
     """The same call shape as log_metric, doing nothing: the machine's own noise floor."""
 
 
-def _timed_loop(fn: Any, keys: list[str], steps: int, view: Any, pc: Any) -> None:
+def _no_pause(_: float) -> None:
+    """The tight loop: the training thread never gives the GIL away on its own."""
+
+
+def _slow_at(lat: Any) -> dict[str, int]:
+    """Where the calls over 200 us fall: first hand-off of a hand-off step, other hand-offs, elsewhere."""
+    import numpy as np
+
+    slow = np.nonzero(lat > 200_000)[0]
+    step = slow // SERIES
+    handoff = (step % HALF == 0) & (step > 0)
+    first = handoff & (slow % SERIES == 0)
+    return {"first_handoff": int(first.sum()), "other_handoffs": int((handoff & ~first).sum()),
+            "elsewhere": int((~handoff).sum())}
+
+
+def _timed_loop(fn: Any, keys: list[str], steps: int, view: Any, pc: Any, pause: Any = _no_pause) -> None:
     j = 0
     for step in range(steps):
+        pause(0)
         for key in keys:
             t0 = pc()
             fn(key, 0.5, "training", step)
@@ -152,10 +179,10 @@ def _export(ref: str, into: Path) -> Path:
     return into
 
 
-def _measure(pythonpath: Path, calls: int, save: Path) -> dict[str, Any]:
+def _measure(pythonpath: Path, calls: int, save: Path, release_gil: bool) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(pythonpath), "YPROV4ML_HPC_CARBON": "0"}
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", str(calls), str(save)],
+        [sys.executable, __file__, "--child", str(calls), str(save), *(["--release-gil"] * release_gil)],
         env=env, capture_output=True, text=True, check=False,
     )
     if proc.returncode != 0:
@@ -163,7 +190,7 @@ def _measure(pythonpath: Path, calls: int, save: Path) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def bench(calls: int, rounds: int, baseline: str) -> dict[str, Any]:
+def bench(calls: int, rounds: int, baseline: str, release_gil: bool = False) -> dict[str, Any]:
     results: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
     with tempfile.TemporaryDirectory(prefix="bench_tail_") as tmp:
         (Path(tmp) / "baseline").mkdir()
@@ -172,13 +199,15 @@ def bench(calls: int, rounds: int, baseline: str) -> dict[str, Any]:
             order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
             for which in order:
                 path = base if which == "before" else ROOT
-                results[which].append(_measure(path, calls, Path(tmp) / f"{which}{r}"))
+                results[which].append(_measure(path, calls, Path(tmp) / f"{which}{r}", release_gil))
     summary: dict[str, Any] = {}
     for which, runs in results.items():
         summary[which] = {
             key: median([run["log_metric"][key] for run in runs])
             for key in ("p50", "p99", "p99.9", "p99.99", "max", "mean", "over_200us")
         }
+        for where in ("first_handoff", "other_handoffs", "elsewhere"):
+            summary[which][f"slow_{where}"] = median([run["slow_at"][where] for run in runs])
         summary[which]["noop_max"] = median([run["noop"]["max"] for run in runs])
         summary[which]["noop_over_200us"] = median([run["noop"]["over_200us"] for run in runs])
         summary[which]["floor_p50"] = median([run["floor"]["p50"] for run in runs])
@@ -191,23 +220,25 @@ def bench(calls: int, rounds: int, baseline: str) -> dict[str, Any]:
     summary["before"]["h5_bytes_per_point"] = median([run["h5_bytes_per_point"] for run in results["before"]])
     summary["before"]["end_run_s"] = median([run["end_run_s"] for run in results["before"]])
     return {"baseline": baseline, "calls": calls, "rounds": rounds, "series": SERIES,
-            "summary": summary, "runs": results}
+            "release_gil": release_gil, "summary": summary, "runs": results}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
-        print(json.dumps(_child(int(argv[1]), argv[2])))
+        print(json.dumps(_child(int(argv[1]), argv[2], release_gil="--release-gil" in argv[3:])))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=10_000_000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="git ref measured as 'before'")
+    parser.add_argument("--release-gil", action="store_true",
+                        help="release the GIL once a step (time.sleep(0)), as a real training step does")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     res: dict[str, Any] = {"benchmark": "tail", "machine": machine_info(), "argv": sys.argv}
-    res.update(bench(args.calls, args.rounds, args.baseline))
+    res.update(bench(args.calls, args.rounds, args.baseline, args.release_gil))
     res["seconds"] = time.perf_counter() - started
     write_json(args.out, res)
     for which in ("before", "after"):
