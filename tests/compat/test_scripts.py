@@ -169,6 +169,11 @@ def test_v3_getters_read_our_documents(v3_run: Path, monkeypatch: pytest.MonkeyP
     metric = getters.get_metric(str(doc), name="MSE", context="Training")
     series = prov4ml.load_run(v3_run).series("MSE", "training", 0)
     assert metric["value"].tolist() == series.value.tolist()
+    # upstream's ml_example notebook: the mean per epoch (a text column would make this raise)
+    per_epoch = metric.groupby("epoch").mean()["value"]
+    assert per_epoch.tolist() == pytest.approx(
+        [series.value[series.step == epoch].mean() for epoch in sorted(set(series.step.tolist()))]
+    )
     assert getters.get_parameter(str(doc), "weights", "yprov4ml:role") == "output"
     assert getters.list_entities(str(doc), "provml:Model")
     assert getters.list_runs_in_proj(v3_run.parent) == [v3_run]
@@ -260,7 +265,11 @@ def test_every_getter_positionally(v3_run: Path, monkeypatch: pytest.MonkeyPatch
     assert len(getters.list_metrics(doc, "Training", None)) > 0
     paths = getters.list_metric_paths(doc, "Validation", None, "csv")
     assert paths and all(p.endswith(".csv") for p in paths.values())
-    assert getters.get_metric(doc, "MSE", "Validation", None)["context"].unique().tolist() == ["validation"]
+    validation = getters.get_metric(doc, "MSE", "Validation", None)
+    assert "context" not in validation.columns  # one context asked for: no text column
+    both = getters.get_metric(doc, "MSE", None, None)
+    assert sorted(set(both["context"])) == ["training", "validation"]
+    assert len(both) == len(validation) + len(getters.get_metric(doc, "MSE", "Training", None))
     assert getters.get_metric(doc, "no-such-metric", None, None) is None
     with open(doc) as handle:
         data = json.load(handle)

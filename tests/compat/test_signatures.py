@@ -126,6 +126,15 @@ def test_upstream_enum_values() -> None:
     assert yprov4ml.FoldOperation.SUBTRACT(2, 3) == -1
 
 
+def test_enums_print_as_upstreams_plain_enums() -> None:
+    """Upstream's MetricsType and LoggingItemKind are plain Enums, and its notebooks build run
+    names from them (``f"{MetricsType.CSV}_False"`` is the run ``MetricsType.CSV_False_0``)."""
+    assert f"{yprov4ml.MetricsType.CSV}_False" == "MetricsType.CSV_False"
+    assert str(yprov4ml.LoggingItemKind.METRIC) == "LoggingItemKind.METRIC"
+    assert f"{yprov4ml.MetricsType.ZARR:>18}" == "  MetricsType.ZARR"
+    assert yprov4ml.MetricsType.CSV == "csv"  # and they still compare equal to their values
+
+
 def test_current_examples_names_exist() -> None:
     """Names used by the current upstream examples/docs beyond the two wheels."""
     for name in (

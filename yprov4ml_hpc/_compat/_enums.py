@@ -29,15 +29,24 @@ class Contexts(str, enum.Enum):
         return self.value
 
 
-class MetricsType(str, enum.Enum):
+class _PrintsLikeUpstream(str, enum.Enum):
+    """Compares equal to its string value (``MetricsType.CSV == "csv"``), but prints as
+    upstream's plain Enum does (``f"{MetricsType.CSV}"`` is ``"MetricsType.CSV"``): scripts build
+    run and file names from it."""
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+class MetricsType(_PrintsLikeUpstream):
     """yProv4ML's metric file formats.  Here every series is in HDF5; CSV is also written."""
 
     CSV = "csv"
     ZARR = "zarr"
     NETCDF = "netcdf"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class CompressorType(enum.Enum):
@@ -49,7 +58,7 @@ class CompressorType(enum.Enum):
     LZ4 = "l4"
 
 
-class LoggingItemKind(str, enum.Enum):
+class LoggingItemKind(_PrintsLikeUpstream):
     """yProv4ML 2.x's kinds of logged items (also the ``kind`` strings of the itwinai logger)."""
 
     METRIC = "metric"
@@ -61,9 +70,6 @@ class LoggingItemKind(str, enum.Enum):
     MODEL_VERSION = "model_version"
     FINAL_MODEL_VERSION = "model_version_final"
     PARAMETER = "param"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class FoldOperation:

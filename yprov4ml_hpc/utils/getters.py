@@ -214,7 +214,9 @@ def get_metric(
     """The points of metric ``name`` (in ``context``, default: any) of every rank, as a DataFrame.
 
     Columns ``epoch``, ``value``, ``timestep`` (ms, as upstream's CSV) and ``rank``, ordered
-    by rank then position.  None when there is no such metric, as upstream.
+    by rank then position, and ``context`` only when no context was asked for (a text column
+    would break upstream's ``df.groupby("epoch").mean()``).  None when there is no such metric,
+    as upstream.
     """
     pd = pandas()
     from .._reader import load_run
@@ -227,17 +229,15 @@ def get_metric(
         if metric != name or (wanted is not None and ctx != wanted):
             continue
         series = run.series(metric, ctx, rank)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "epoch": series.step,
-                    "value": series.value,
-                    "timestep": series.time_ns // 1_000_000,
-                    "rank": rank,
-                    "context": ctx,
-                }
-            )
-        )
+        columns = {
+            "epoch": series.step,
+            "value": series.value,
+            "timestep": series.time_ns // 1_000_000,
+            "rank": rank,
+        }
+        if wanted is None:
+            columns["context"] = ctx
+        frames.append(pd.DataFrame(columns))
     if not frames:
         return None
     return pd.concat(frames, ignore_index=True)
