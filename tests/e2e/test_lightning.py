@@ -62,14 +62,23 @@ def test_logger_records_params_and_metrics_then_finalizes(tmp_path: Path) -> Non
         logger.log_metrics({"test_acc": 1.0}, step=0)  # after fit's finalize: said, not recorded
 
 
-def test_logger_uses_the_scripts_active_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("logger_class", ["Yprov4mlLogger", "ProvMLLogger"])
+def test_logger_uses_the_scripts_active_run(tmp_path: Path, logger_class: str) -> None:
     run = prov4ml.start_run("script", provenance_save_dir=tmp_path, **QUIET)
-    logger = Yprov4mlLogger("ignored")
+    logger = Yprov4mlLogger("ignored") if logger_class == "Yprov4mlLogger" else prov4ml.ProvMLLogger()
     logger.log_metrics({"train_loss": 1.0}, step=0)
     logger.finalize("success")
     assert prov4ml.active_run() is run  # the script started it, the script ends it
+    # trainer.test() after fit (upstream's prov4ml_MLlogger.py): still the script's open run
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", prov4ml.Yprov4mlWarning)
+        logger.log_metrics({"test_acc": 0.75}, step=0)
     prov4ml.end_run()
-    assert prov4ml.load_run(run.run_dir).series("train_loss", "training", 0).value.tolist() == [1.0]
+    with pytest.warns(prov4ml.Yprov4mlWarning, match="after the script's end_run"):
+        logger.log_metrics({"test_acc": 0.5}, step=1)  # said, not recorded
+    data = prov4ml.load_run(run.run_dir)
+    assert data.series("train_loss", "training", 0).value.tolist() == [1.0]
+    assert data.series("test_acc", "testing", 0).value.tolist() == [0.75]
 
 
 def test_end_on_finalize_false_keeps_the_run_for_test(tmp_path: Path) -> None:

@@ -214,27 +214,37 @@ class Yprov4mlLogger(_LoggerBase):
         run = self._run
         if run is None or self._ended:
             return None if run is None else run.run_dir
-        self._ended = True
         if self._set_env:
+            self._set_env = False
             os.environ.pop(ENV_RUN_ID, None)  # a later logger in this process starts a new run
         if not self._owns_run:
+            # The script's run: it stays open (trainer.test() after fit still records into it,
+            # as with upstream's logger) until the script's own end_run.
             return run.run_dir
+        self._ended = True
         if failed:
             return run.end(C.STATUS_FAILED, "lightning finalize(failed)")
         return run.end(C.STATUS_FINISHED, "lightning finalize")
 
     def _live_run(self, what: str) -> Run | None:
         if self._ended:
-            if what not in self._warned:
-                self._warned.add(what)
-                warnings.warn(
-                    f"Yprov4mlLogger.{what} after the run ended (finalize at the end of fit): not "
-                    "recorded; pass end_on_finalize=False and call logger.end_run() at the end",
-                    Yprov4mlWarning,
-                    stacklevel=3,
-                )
+            self._warn_once(
+                what,
+                f"Yprov4mlLogger.{what} after the run ended (finalize at the end of fit): not "
+                "recorded; pass end_on_finalize=False and call logger.end_run() at the end",
+            )
+            return None
+        if self._run is not None and not self._owns_run and self._run.ended:
+            self._warn_once(
+                what, f"Yprov4mlLogger.{what} after the script's end_run(): not recorded"
+            )
             return None
         return self._ensure_run()
+
+    def _warn_once(self, what: str, message: str) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            warnings.warn(message, Yprov4mlWarning, stacklevel=4)
 
     def _ensure_run(self) -> Run:
         if self._run is not None:
