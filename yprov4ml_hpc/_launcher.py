@@ -98,6 +98,55 @@ def _from_comm(comm: Any, launcher: str, env: Mapping[str, str]) -> LaunchInfo:
     return LaunchInfo(rank, size, local_rank, local_size, socket.gethostname(), launcher, job_id, comm)
 
 
+# A launcher's variables that say which rank a process is, and which job it belongs to.
+_RANK_VARS = (*C.MPI_RANK_VARS, C.SLURM_RANK_VAR, C.TORCH_RANK_VAR)
+_JOB_VARS = (C.SLURM_JOB_VAR, C.SLURM_STEP_VAR)
+
+
+def _parent_environment() -> tuple[int, Mapping[str, str]] | None:
+    """The parent's pid and environment when the parent is a Python process, else None.
+
+    A rank's parent is the launcher's proxy (hydra_pmi_proxy, slurmstepd, prted, torchrun's
+    agent) or a shell; a multiprocessing or dask worker's parent is the rank itself.
+    """
+    try:
+        import psutil
+
+        parent = psutil.Process(os.getppid())
+        if "python" not in parent.name().lower():
+            return None
+        return parent.pid, parent.environ()
+    except Exception:  # noqa: BLE001 - no parent to read (gone, not permitted): nothing inherited
+        return None
+
+
+def _drop_inherited_rank(env: Mapping[str, str]) -> Mapping[str, str]:
+    """A worker process started by a rank (multiprocessing, dask) inherits that rank's launcher
+    variables; they are not its own.  Taken at face value, the worker would take its parent's
+    rank and directory, and join MPI itself: MPICH's MPI_Init then aborts (spawn) or corrupts the
+    parent's connection and hangs (fork).  Drop what the worker's Python parent has too, so it
+    records as a run of its own (or as a torchrun worker when it has a RANK of its own)."""
+    present = [name for name in _RANK_VARS if env.get(name)]
+    if not present:
+        return env
+    parent = _parent_environment()
+    if parent is None:
+        return env
+    pid, parent_env = parent
+    inherited = [name for name in present if parent_env.get(name) == env[name]]
+    if not inherited:
+        return env
+    warnings.warn(
+        f"this process (pid {os.getpid()}) inherited {', '.join(f'{n}={env[n]}' for n in inherited)} "
+        f"from its parent Python process (pid {pid}): it is a worker of that rank, not a rank of the "
+        "job, so it records as a run of its own (pass rank= and run_id= to start_run to place it "
+        "in the job's run)",
+        Yprov4mlWarning,
+        stacklevel=4,
+    )
+    return {k: v for k, v in env.items() if k not in inherited and k not in _JOB_VARS}
+
+
 def detect_launch(
     rank: int | None = None, comm: Any = None, env: Mapping[str, str] | None = None
 ) -> LaunchInfo:
@@ -126,8 +175,14 @@ def detect_launch(
             _slurm_job_id(env) or _torch_job_id(env),
         )
 
+    own_env = _drop_inherited_rank(env) if env is os.environ else env
+    if own_env is not env:  # a worker of a rank: never its parent's MPI (even one a fork copied)
+        env = own_env
+        mpi_live = False
+    else:
+        mpi_live = _mpi_initialised()
     env_rank = _first_int(env, C.MPI_RANK_VARS)
-    if env_rank is not None or _mpi_initialised():
+    if env_rank is not None or mpi_live:
         try:
             MPI = import_mpi()
         except ConfigError as exc:
