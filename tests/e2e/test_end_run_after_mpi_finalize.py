@@ -4,44 +4,21 @@ document is written (through the rank files) and reads back with the prov librar
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import sysconfig
 import warnings
 from pathlib import Path
 
 import prov
 import pytest
+from _mpiexec import needs_mpiexec, run_mpiexec
 
 SCRIPT = Path(__file__).with_name("scripts") / "end_after_mpi_finalize.py"
-REPO = Path(__file__).resolve().parents[2]
-_BIN = Path(sysconfig.get_path("scripts"))
-MPIEXEC = str(_BIN / "mpiexec") if (_BIN / "mpiexec").exists() else shutil.which("mpiexec")
-pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="needs mpiexec (pip install mpich)")
+pytestmark = needs_mpiexec
 
 
 @pytest.mark.parametrize("how", ["end_run", "with"])
 def test_end_run_after_mpi_finalize_writes_the_document(tmp_path: Path, how: str) -> None:
-    assert MPIEXEC is not None
-    env = {**os.environ, "PYTHONPATH": str(REPO), "YPROV4ML_HPC_CARBON": "0"}
-    proc = subprocess.Popen(
-        [MPIEXEC, "-n", "2", sys.executable, str(SCRIPT), str(tmp_path), "r1", how],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 0, err[-3000:]
+    code, out, err = run_mpiexec(2, SCRIPT, str(tmp_path), "r1", how)
+    assert code == 0, err[-3000:]
     assert "after finalizing MPICH" not in err  # MPICH's abort message
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert sorted(line["rank"] for line in lines) == [0, 1]

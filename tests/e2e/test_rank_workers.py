@@ -5,40 +5,21 @@ corrupted the rank's PMI connection and the job hung)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
+from _mpiexec import needs_mpiexec, run_mpiexec
 
 import yprov4ml_hpc as prov
 
 SCRIPT = Path(__file__).with_name("scripts") / "rank_with_workers.py"
-REPO = Path(__file__).resolve().parents[2]
-_BIN = Path(sysconfig.get_path("scripts"))
-MPIEXEC = str(_BIN / "mpiexec") if (_BIN / "mpiexec").exists() else shutil.which("mpiexec")
-pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="needs mpiexec (pip install mpich)")
+pytestmark = needs_mpiexec
 
 
 @pytest.mark.parametrize("method", ["spawn", "fork"])
 def test_workers_of_ranks_record_runs_of_their_own(tmp_path: Path, method: str) -> None:
-    assert MPIEXEC is not None
-    env = {**os.environ, "PYTHONPATH": str(REPO), "YPROV4ML_HPC_CARBON": "0"}
-    proc = subprocess.Popen(
-        [MPIEXEC, "-n", "2", sys.executable, str(SCRIPT), str(tmp_path), method],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"the job hung:\n{out}\n{err[-3000:]}")
-    assert proc.returncode == 0, f"{out}\n{err[-3000:]}"
+    code, out, err = run_mpiexec(2, SCRIPT, str(tmp_path), method, timeout=240)
+    assert code == 0, f"{out}\n{err[-3000:]}"
     job = [d for d in tmp_path.iterdir() if d.name.startswith("job")]
     workers = sorted(d for d in tmp_path.iterdir() if d.name.startswith("worker"))
     assert len(job) == 1 and len(workers) == 2, sorted(p.name for p in tmp_path.iterdir())
