@@ -18,7 +18,7 @@ from typing import Any
 from . import _active as _slot
 from . import _constants as C
 from ._compat import _state as _compat_state
-from ._compat._layouts import Layout, check_type, is_int, upstream_layouts, warn_unknown
+from ._compat._layouts import NOT_GIVEN, Layout, check_type, is_int, upstream_layouts, warn_unknown
 from ._compat._start import check_start_types, launcher_rank, metrics_file_type_wants_csv, run_id_from
 from ._compat._state import final_metrics as _final_metrics
 from ._compat._state import fold_final as _fold_final
@@ -331,7 +331,6 @@ _LOG_ARTIFACT_DOCS = Layout(
     ("artifact_name", "artifact_path", "context", "step", "timestamp", "log_copy_in_prov_directory"),
     lambda a: len(a) > 4 and is_int(a[3]) and isinstance(a[4], numbers.Real) and not isinstance(a[4], bool),
 )
-_NOTHING: Any = object()
 
 
 @upstream_layouts(_LOG_ARTIFACT_DOCS, _LOG_ARTIFACT_2X)
@@ -357,10 +356,10 @@ def log_artifact(
     prov4ml's docs name the two first parameters ``artifact_path`` (the name) and ``value`` (the
     file, or any value: one that is not a path is recorded as a param of that name).
     """
-    value = ignored.pop("value", _NOTHING)
+    value = ignored.pop("value", NOT_GIVEN)
     ignored.pop("timestamp", None)  # prov4ml's docs: accepted and ignored (recorded at call time)
     warn_unknown("log_artifact", ignored)
-    if value is not _NOTHING:  # the docs' keywords: artifact_path= is the name, value= the file
+    if value is not NOT_GIVEN:  # the docs' keywords: artifact_path= is the name, value= the file
         if artifact_name is None:
             artifact_name, artifact_path = artifact_path, None
         if artifact_path is not None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _api
 from .._errors import ConfigTypeError
 from ._enums import FoldOperation
-from ._layouts import Layout, check_type, is_int, upstream_layouts, warn_unknown
+from ._layouts import NOT_GIVEN, Layout, check_type, is_int, upstream_layouts, warn_unknown
 from ._state import final_metrics, flops_total, io_counts, model_versions
 
 if TYPE_CHECKING:
@@ -164,18 +164,17 @@ def _value_alone(args: Sequence[object]) -> bool:
 
 _LOG_INPUT_DOCS = Layout("prov4ml's docs", ("inp", "log_copy_in_prov_directory"), _value_alone)
 _LOG_OUTPUT_DOCS = Layout("prov4ml's docs", ("out", "log_copy_in_prov_directory"), _value_alone)
-_NOTHING: Any = object()  # "not given": None is a value that can be logged
 
 
 @upstream_layouts(_LOG_INPUT_DOCS)
 def log_input(
     name: str | None = None,
-    value: object = _NOTHING,
+    value: object = NOT_GIVEN,
     context: object = None,
     source: str | None = None,
     step: int | None = None,
     *,
-    inp: object = _NOTHING,
+    inp: object = NOT_GIVEN,
     log_copy_in_prov_directory: bool = True,
     **ignored: Any,
 ) -> dict[str, object] | None:
@@ -192,12 +191,12 @@ def log_input(
 @upstream_layouts(_LOG_OUTPUT_DOCS)
 def log_output(
     name: str | None = None,
-    value: object = _NOTHING,
+    value: object = NOT_GIVEN,
     context: object = None,
     source: str | None = None,
     step: int | None = None,
     *,
-    out: object = _NOTHING,
+    out: object = NOT_GIVEN,
     log_copy_in_prov_directory: bool = True,
     **ignored: Any,
 ) -> dict[str, object] | None:
@@ -226,14 +225,14 @@ def _log_io(
     check_type(what, "log_copy_in_prov_directory", copy, (bool,), "prov4ml's docs")
     run = _api._require(what)
     kind = "input" if is_input else "output"
-    if alone is not _NOTHING:  # the docs' form: the value alone, named by its number in call order
-        if name is not None or value is not _NOTHING:
+    if alone is not NOT_GIVEN:  # the docs' form: the value alone, named by its number in call order
+        if name is not None or value is not NOT_GIVEN:
             raise ConfigTypeError(
                 f"{what}() takes either (name, value, ...) or the value alone "
                 f"({what}({kind[:3]}=...)), not both"
             )
         value = alone
-    elif value is _NOTHING:
+    elif value is NOT_GIVEN:
         raise ConfigTypeError(f"{what}() needs a value: {what}(name, value) or {what}(value)")
     if name is None:
         name = f"{kind}_{io_counts.get(kind, 0)}"

@@ -22,11 +22,14 @@ from typing import Any, TypeVar
 
 from .._errors import ConfigTypeError, Yprov4mlWarning
 
-__all__ = ["Layout", "check_type", "upstream_layouts", "user_stacklevel", "warn_unknown"]
+__all__ = ["NOT_GIVEN", "Layout", "check_type", "upstream_layouts", "user_stacklevel", "warn_unknown"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# A keyword's default when None is a value the caller may pass (log_input(value=None) logs None).
+NOT_GIVEN: Any = object()
 
 
 @dataclass(frozen=True)
