@@ -46,15 +46,25 @@ class MetricBuffer:
         "value_view",
     )
 
-    def __init__(self, name: str, context: str, half: int, series_id: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        context: str,
+        half: int,
+        series_id: int = 0,
+        arrays: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]] | None = None,
+    ) -> None:
+        """``arrays``: the (step, value, time_ns) arrays of ``2 * half`` points to use (shared
+        memory, see ``_shared_ring.py``); by default new ones in this process."""
         self.name = name
         self.context = context
         self.series_id = series_id  # the journal's id of this ring (several rings may share a name)
         self.half = half
         self.capacity = capacity = 2 * half
-        self.step = np.zeros(capacity, dtype=np.int64)
-        self.value = np.zeros(capacity, dtype=np.float64)
-        self.time_ns = np.zeros(capacity, dtype=np.int64)
+        if arrays is None:
+            arrays = (np.zeros(capacity, dtype=np.int64), np.zeros(capacity, dtype=np.float64),
+                      np.zeros(capacity, dtype=np.int64))
+        self.step, self.value, self.time_ns = arrays
         # memoryview item assignment is cheaper than ndarray.__setitem__ and writes the same memory.
         self.step_view: Any = self.step.data
         self.value_view: Any = self.value.data

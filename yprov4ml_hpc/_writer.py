@@ -73,6 +73,30 @@ def _publish(temp: Path, path: Path) -> None:
     os.unlink(temp)
 
 
+def create_journal(path: Path, header: Mapping[str, object]) -> tuple[int, int]:
+    """Create ``path`` with its header frame; ``(fd, bytes written)`` (OSError if it cannot).
+
+    The header is written under a temporary name (a leading dot: no reader matches it) and the
+    file is then linked to its real name, so a journal that readers can see always starts with
+    a complete header, even if the rank dies inside start_run.  O_APPEND: after a truncation
+    back to the last good frame, the next write lands there.
+    """
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+    try:
+        frame = encode_header(header)
+        view = memoryview(frame)
+        while view:
+            view = view[os.write(fd, view):]
+        _publish(temp, path)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    return fd, len(frame)
+
+
 class JournalWriter:
     """Owns the journal's file descriptor and the background thread that appends to it."""
 
@@ -86,37 +110,35 @@ class JournalWriter:
         warn: Callable[[str], None],
         flush_interval_s: float,
         max_backlog_bytes: int,
+        adopt: tuple[int, int] | None = None,
+        defined: Iterable[int] = (),
+        threaded: bool = True,
     ) -> None:
-        """Create the journal and write its header frame now (raises OSError if it cannot)."""
+        """Create the journal and write its header frame now (raises OSError if it cannot).
+
+        ``adopt=(fd, good_bytes)``: go on writing a journal that exists (the writer process's,
+        or one it left); ``defined``: the series ids whose SERIES frame it already holds.
+        ``threaded=False``: no thread; the owner calls :meth:`run_cycle` (the writer process).
+        """
         self.path = path
         self._rings = rings
         self._counters = counters
         self._warn = warn
         self._interval = flush_interval_s if flush_interval_s > 0 else None
         self._max_backlog = max(max_backlog_bytes, 1 << 20)
-        # The header is written under a temporary name (a leading dot: no reader matches it)
-        # and the file is then linked to its real name, so a journal that readers can see
-        # always starts with a complete header, even if the rank dies inside start_run.
-        # O_APPEND: after a truncation back to the last good frame, the next write lands there.
-        temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        self._fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        try:
-            frame = encode_header(header)
-            self._write_all(frame)
-            _publish(temp, path)
-            stat = os.fstat(self._fd)
-        except BaseException:
-            os.close(self._fd)
-            with contextlib.suppress(OSError):
-                temp.unlink()
-            raise
+        if adopt is None:
+            self._fd, written = create_journal(path, header)
+        else:
+            self._fd, written = adopt
+        stat = os.fstat(self._fd)
         self.identity = (stat.st_dev, stat.st_ino)
-        self.good_bytes = len(frame)
+        self.good_bytes = written
         self._due: collections.deque[MetricBuffer] = collections.deque()
         self._frames: collections.deque[bytes] = collections.deque()
         self._backlog: collections.deque[tuple[bytes, int]] = collections.deque()  # (frame, points)
         self._backlog_bytes = 0
-        self._defined: set[int] = set()  # series ids whose SERIES frame is in the backlog or on disk
+        # series ids whose SERIES frame is in the backlog or on disk
+        self._defined: set[int] = set(defined)
         # The writer sleeps in acquire() on a lock that stays held while nothing is pending;
         # a producer wakes it with release(), which never blocks and never releases the GIL
         # (a socket send would: see the module docstring).
@@ -144,7 +166,7 @@ class JournalWriter:
         # accounting, read by the run's counters and its report
         self.flushes = 0
         self.flush_time_s = 0.0
-        self.bytes_written = len(frame)
+        self.bytes_written = written
         self.points = 0
         self.points_dropped = 0
         self.error: str | None = None  # the latest write failure, None once writes succeed again
@@ -153,7 +175,8 @@ class JournalWriter:
         self._tail_dirty = False  # a failed write left bytes after good_bytes that must go first
         self._dropping = False  # batches are being dropped (see _push)
         self._thread = threading.Thread(target=self._loop, name="yprov4ml-hpc-writer", daemon=True)
-        self._thread.start()
+        if threaded:
+            self._thread.start()
 
     # --- called by producers (training thread, samplers, signal handlers) ---------------------
     def hand_off(self, ring: MetricBuffer) -> None:
@@ -168,6 +191,10 @@ class JournalWriter:
         self._due.append(ring)
         if self._idle:  # a busy writer looks at _due again before it sleeps (see _loop)
             self._wake()
+
+    def make_ring(self, name: str, context: str, half: int, series_id: int) -> MetricBuffer:
+        """A new ring for a series (in this process's memory: this writer shares it)."""
+        return MetricBuffer(name, context, half, series_id=series_id)
 
     def enqueue(self, frame: bytes) -> None:
         """Queue an encoded record or attribute frame."""
@@ -287,20 +314,34 @@ class JournalWriter:
             full = target > self._flush_done or stopping or (
                 self._interval is not None and now - last_full >= self._interval
             )
-            with self._cycle_lock:
-                try:
-                    self._cycle(full)
-                except Exception as exc:  # noqa: BLE001 - the writer must outlive any bad batch
-                    self._failed(f"{type(exc).__name__}: {exc}")
+            self.run_cycle(full, target)
             if full:
                 last_full = now
-                self._flush_done = max(self._flush_done, target)
-            self.cycles += 1
             if self._waiters:
                 with contextlib.suppress(BlockingIOError, OSError):
                     self._done_w.send(b"\0")
             if stopping and self._flush_done >= self._flush_requested:
                 break
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+    def run_cycle(self, full: bool, target: int | None = None) -> None:
+        """One cycle: the rings handed off (``full``: every ring with points) and the queued
+        frames.  The writer thread's loop body; the writer process calls it directly."""
+        if target is None:
+            target = self._flush_requested
+        with self._cycle_lock:
+            try:
+                self._cycle(full)
+            except Exception as exc:  # noqa: BLE001 - the writer must outlive any bad batch
+                self._failed(f"{type(exc).__name__}: {exc}")
+        if full:
+            self._flush_done = max(self._flush_done, target)
+        self.cycles += 1
+
+    def close(self) -> None:
+        """Close the journal (a writer without a thread, once its last cycle has run)."""
+        self._stopping = True
         with contextlib.suppress(OSError):
             os.close(self._fd)
 
