@@ -106,6 +106,7 @@ def start_run(
     disable_codecarbon: bool | None = None,
     carbon_country_iso_code: str | None = None,
     carbon_region: str | None = None,
+    writer: str | None = None,
     **ignored: Any,
 ) -> Run:
     """Start the provenance run of this rank and make it the active one.
@@ -129,6 +130,11 @@ def start_run(
     ``YPROV4ML_HPC_SYSTEM_METRICS_INTERVAL_S``; 0 = only at start and end).  codecarbon (the
     ``carbon`` extra) runs once per node unless ``disable_codecarbon=True`` or env
     ``YPROV4ML_HPC_CARBON=0``; ``carbon_country_iso_code`` sets its grid (default USA).
+
+    ``writer`` chooses who writes the rank's journal: ``"thread"`` (default), a thread of this
+    process, or ``"process"``, a small process of its own that reads the metric rings from
+    shared memory, so that the training thread never waits for the GIL on the journal's behalf
+    (the slowest ``log_metric`` calls; see the README).  Env ``YPROV4ML_HPC_WRITER``.
     """
     warn_unknown("start_run", ignored, IGNORED_ARGUMENTS)
     check_start_types(collect_all_processes, save_after_n_logs, rank, csv_separator, disable_codecarbon)
@@ -170,6 +176,7 @@ def start_run(
             carbon_country_iso_code=carbon_country_iso_code,
             carbon_region=carbon_region,
             ignored=ignored,
+            writer=os.environ.get(C.ENV_JOURNAL_WRITER) or C.DEFAULT_JOURNAL_WRITER if writer is None else writer,
         )
         # What ending the run writes besides the document (upstream's start_run options).
         run.csv_metrics, run.csv_separator = csv_wanted, csv_separator

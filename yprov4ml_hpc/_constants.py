@@ -64,6 +64,11 @@ STATUS_COLORS = {
 DEFAULT_SAVE_DIR = "prov"
 DEFAULT_BUFFER_SIZE = 4096
 DEFAULT_FLUSH_INTERVAL_S = 10.0
+# Who writes a rank's journal: "thread" (a thread of the rank) or "process" (a process of its
+# own reading the rings from shared memory: no GIL turns in the training process).
+JOURNAL_WRITER_CHOICES = ("thread", "process")
+DEFAULT_JOURNAL_WRITER = "thread"
+ENV_JOURNAL_WRITER = "YPROV4ML_HPC_WRITER"
 DEFAULT_CONTEXT = "default"  # stored when log_metric(context=None)
 DEFAULT_FINALIZE_TIMEOUT_S = 120.0
 # After its SIGTERM flush a rank of an MPI job waits in MPI_Finalize for its siblings' flushes

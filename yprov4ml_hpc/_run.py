@@ -49,6 +49,7 @@ from ._run_records import RecordsMixin
 from ._rundir import check_label, create_run_dir
 from ._values import coerce_metric_value, coerce_step, coerce_timestamp_ns
 from ._writer import JournalWriter
+from ._writer_process import ProcessJournalWriter
 
 if TYPE_CHECKING:
     from ._samplers import SamplerSet
@@ -102,8 +103,15 @@ class Run(RecordsMixin):
         carbon_country_iso_code: str | None = None,
         carbon_region: str | None = None,
         ignored: Mapping[str, object] | None = None,
+        writer: str = C.DEFAULT_JOURNAL_WRITER,
     ) -> None:
         check_label("experiment_name", experiment_name)
+        if writer not in C.JOURNAL_WRITER_CHOICES:
+            raise ConfigError(
+                f"writer must be one of {C.JOURNAL_WRITER_CHOICES} (who writes the rank journal: a "
+                f"thread of this process, or a process of its own), got {writer!r}"
+            )
+        self.journal_writer = writer
         if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
             raise ConfigError(f"buffer_size must be a positive int, got {buffer_size!r}")
         if not isinstance(flush_interval_s, (int, float)) or flush_interval_s < 0:
@@ -156,8 +164,9 @@ class Run(RecordsMixin):
         self.journal_path = ranks_dir / C.JOURNAL_FILE_TEMPLATE.format(rank=self.rank)
         self.h5_path = ranks_dir / C.RANK_FILE_TEMPLATE.format(rank=self.rank)
         self._warned: set[str] = set()
+        writer_class = ProcessJournalWriter if self.journal_writer == "process" else JournalWriter
         try:
-            self._writer = JournalWriter(
+            self._writer: JournalWriter | ProcessJournalWriter = writer_class(
                 self.journal_path,
                 {"schema": C.RANK_SCHEMA, "schema_version": C.RANK_SCHEMA_VERSION,
                  **self._root_attrs(ignored or {})},
@@ -218,6 +227,7 @@ class Run(RecordsMixin):
             "flush_interval_s": self.flush_interval_s,
             "finalize_timeout_s": self.finalize_timeout_s,
             "prov_detail": self.prov_detail,
+            "journal_writer": self.journal_writer,
             "ignored_arguments": sorted(ignored),
             "log_calls": 0,
             "series": 0,
@@ -384,7 +394,7 @@ class Run(RecordsMixin):
         remaining = max(self._ring_budget - self._ring_bytes, 0) // (2 * _POINT_BYTES)
         wanted = max((self.buffer_size + 1) // 2, 1)
         half = max(min(wanted, remaining), min(_MIN_RING // 2, wanted))
-        buf = MetricBuffer(name, ctx, half, series_id=next(self._series_ids))
+        buf = self._writer.make_ring(name, ctx, half, next(self._series_ids))
         self._ring_bytes += buf.nbytes()
         self._rings.append(buf)
         return buf

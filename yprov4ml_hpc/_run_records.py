@@ -25,6 +25,7 @@ from ._values import param_record_value
 
 if TYPE_CHECKING:
     from ._writer import JournalWriter
+    from ._writer_process import ProcessJournalWriter
 
 __all__ = ["RecordsMixin"]
 
@@ -46,7 +47,7 @@ class RecordsMixin:
     """Methods of :class:`yprov4ml_hpc._run.Run` that log records (mixed into it)."""
 
     # Set by Run.__init__.
-    _writer: JournalWriter
+    _writer: JournalWriter | ProcessJournalWriter
     _other_calls: int
     artifacts_dir: Path
     run_dir: Path

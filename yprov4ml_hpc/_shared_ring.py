@@ -1,0 +1,110 @@
+"""Rings in shared memory, for the journal writer process (``_writer_process.py``).
+
+A ring of the writer process is a ``memfd`` (anonymous shared memory) that the rank maps and
+hands, by file descriptor, to its writer process, which maps it too.  Layout, native byte
+order::
+
+    handed    int64   points the rank has handed over (the writer may write [consumed, handed))
+    consumed  int64   points the writer has written (their slots are free again)
+    (48 bytes padding: the two counters and the data do not share a cache line)
+    step      int64[capacity]
+    value     float64[capacity]
+    time_ns   int64[capacity]
+
+The rank is the only writer of ``handed`` and of the data, the writer process the only writer
+of ``consumed``.  The rank stores the data before ``handed`` and then sends the writer a
+message; the writer reads ``handed`` after receiving it.  The socket's send and receive order
+the stores on weakly ordered CPUs too (aarch64), so the writer never sees a count before its
+points.  ``consumed`` is read by the rank without such a message: a stale value is smaller,
+which only means less room, never an overwritten point.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from typing import Any
+
+import numpy as np
+
+from ._buffer import MetricBuffer
+
+__all__ = ["SharedRing", "SharedRingView", "allocate_ring_memory"]
+
+_CONTROL_BYTES = 64
+_POINT_BYTES = 24
+
+
+def allocate_ring_memory(capacity: int) -> tuple[int, mmap.mmap]:
+    """A new zeroed memfd for a ring of ``capacity`` points, and its mapping here."""
+    size = _CONTROL_BYTES + _POINT_BYTES * capacity
+    fd = os.memfd_create("yprov4ml-hpc-ring", os.MFD_CLOEXEC)
+    try:
+        os.ftruncate(fd, size)
+        memory = mmap.mmap(fd, size)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, memory
+
+
+def _views(memory: mmap.mmap, capacity: int) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    control = np.frombuffer(memory, dtype=np.int64, count=2).data  # memoryview: int item access
+    step = np.frombuffer(memory, dtype=np.int64, count=capacity, offset=_CONTROL_BYTES)
+    value = np.frombuffer(memory, dtype=np.float64, count=capacity, offset=_CONTROL_BYTES + 8 * capacity)
+    time_ns = np.frombuffer(memory, dtype=np.int64, count=capacity, offset=_CONTROL_BYTES + 16 * capacity)
+    return control, step, value, time_ns
+
+
+class SharedRing(MetricBuffer):
+    """The rank's side: a MetricBuffer whose arrays are the shared memory, ``tail`` is the
+    writer's ``consumed`` and :meth:`publish` sets ``handed``."""
+
+    __slots__ = ("_control", "memory")
+
+    def __init__(self, name: str, context: str, half: int, series_id: int, memory: mmap.mmap) -> None:
+        self.memory = memory
+        self._control, step, value, time_ns = _views(memory, 2 * half)
+        super().__init__(name, context, half, series_id=series_id, arrays=(step, value, time_ns))
+
+    @property
+    def tail(self) -> int:
+        return int(self._control[1])
+
+    @tail.setter
+    def tail(self, value: int) -> None:  # the thread writer that took over from the process
+        self._control[1] = value
+
+    def publish(self) -> None:
+        """Let the writer process write every point logged so far (its data is in place)."""
+        self._control[0] = self.head
+
+
+class SharedRingView(MetricBuffer):
+    """The writer process's side: ``head`` is what the rank handed over, ``tail`` what this
+    process has written (it publishes it: the rank's slots are free again)."""
+
+    __slots__ = ("_control", "memory", "seen")
+
+    def __init__(self, name: str, context: str, half: int, series_id: int, fd: int) -> None:
+        capacity = 2 * half
+        self.memory = mmap.mmap(fd, _CONTROL_BYTES + _POINT_BYTES * capacity)
+        self._control, step, value, time_ns = _views(self.memory, capacity)
+        self.seen = 0  # ``handed`` at the last hand-off taken from it
+        super().__init__(name, context, half, series_id=series_id, arrays=(step, value, time_ns))
+
+    @property
+    def head(self) -> int:
+        return int(self._control[0])
+
+    @head.setter
+    def head(self, value: int) -> None:  # MetricBuffer.__init__ sets it; the rank owns it
+        pass
+
+    @property
+    def tail(self) -> int:
+        return int(self._control[1])
+
+    @tail.setter
+    def tail(self, value: int) -> None:
+        self._control[1] = value

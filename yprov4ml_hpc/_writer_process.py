@@ -1,0 +1,420 @@
+"""ProcessJournalWriter: the rank's journal written by a process of its own (``writer="process"``).
+
+The writer thread (``_writer.py``) needs the GIL a few times a cycle; in a training loop that
+never releases it, each of those turns stops the training thread until the OS wakes it
+again, which on a busy node can take milliseconds.  This writer moves the same cycles into a
+process (``_writer_child.py``) that reads the rings from shared memory: the training thread
+stores points, and at a hand-off publishes a count and sends one byte, and nothing in the
+training process waits for the journal except ``flush``/``end_run`` and a ring the writer is
+a whole ring behind on.
+
+Same interface and promises as :class:`JournalWriter`, which it falls back to: if the process
+cannot start or dies (OOM killer, a signal it cannot ignore), the rank reads the journal back,
+cuts a torn last frame, and goes on writing it from a thread, from the first point of each
+ring and the first frame the process had not written (found in the journal, not assumed).
+What the process held in memory because the disk refused it is lost with it (said by
+:meth:`report`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mmap
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from ._buffer import MetricBuffer
+from ._journal import _ID_COUNT, KIND_POINTS, KIND_SERIES, iter_frames
+from ._shared_ring import SharedRing, allocate_ring_memory
+from ._writer import JournalWriter, create_journal
+from ._writer_child import INLINE_FRAME_MAX
+
+__all__ = ["ProcessJournalWriter"]
+
+_WAIT_POLL_S = 0.05
+_NOT_SENT = 1 << 62  # the label of a frame still being sent: no flush confirms it
+_START_TIMEOUT_S = 60.0  # a cold start on a busy shared file system can take this long
+_SEND_TIMEOUT_S = 30.0  # a writer that reads nothing for this long is hung: replace it
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+_CHILD_CODE = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from yprov4ml_hpc._writer_child import main; main(sys.argv[2:])"
+)
+
+
+class ProcessJournalWriter:
+    """Owns the writer process of one rank's journal, or the thread writer that replaced it."""
+
+    def __init__(
+        self,
+        path: Path,
+        header: Mapping[str, object],
+        *,
+        rings: Callable[[], Iterable[MetricBuffer]],
+        counters: Callable[[], Mapping[str, object]],
+        warn: Callable[[str], None],
+        flush_interval_s: float,
+        max_backlog_bytes: int,
+    ) -> None:
+        self.path = path
+        self._rings = rings
+        self._counters = counters
+        self._warn = warn
+        self._interval_s = flush_interval_s
+        self._max_backlog = max_backlog_bytes
+        self._fd, self.good_bytes = create_journal(path, header)
+        self._confirmed_bytes = self.good_bytes  # everything before it is on disk (a flush said so)
+        self._fallback: JournalWriter | None = None
+        self._takeover_lock = threading.RLock()
+        self._lost: str | None = None  # what the process took with it, if it died
+        # the process's accounting, from its replies (names as JournalWriter's)
+        self.points = 0
+        self.flushes = 0
+        self.bytes_written = self.good_bytes
+        self.flush_time_s = 0.0
+        self.cycles = 0
+        self.errors = 0
+        self.error: str | None = None
+        self.gone: str | None = None
+        self.points_dropped = 0
+        self._report: str | None = None
+        self._requested = 0
+        self._done = 0
+        self._final = False
+        self._eof = False
+        self._stopped = False
+        # Frames sent and not yet confirmed on disk, with the first flush ticket that can confirm
+        # them: a takeover writes again those it does not find in the journal.
+        self._unconfirmed: list[list] = []  # [ticket, frame]
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._cmd, self._reply = self._start_process()
+        self._ticker_stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        if self._fallback is None and flush_interval_s > 0:
+            self._ticker = threading.Thread(target=self._tick, name="yprov4ml-hpc-writer-timer", daemon=True)
+            self._ticker.start()
+
+    # --- start and takeover --------------------------------------------------------------------
+    def _start_process(self) -> tuple[socket.socket, socket.socket]:
+        cmd, cmd_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        reply, reply_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # Non-blocking, and without a Python timeout (a socket with one polls before every send):
+        # a wake-up is one send that never waits; frames wait in _send's own loop.
+        cmd.setblocking(False)
+        config = {
+            "cmd": cmd_child.fileno(), "reply": reply_child.fileno(), "journal": self._fd,
+            "good_bytes": self.good_bytes, "parent": os.getpid(), "path": str(self.path),
+            "max_backlog": self._max_backlog,
+        }
+        # One thread for the libraries a numerical import might start (the process only copies).
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _CHILD_CODE, _PACKAGE_PARENT, json.dumps(config)],
+                pass_fds=(cmd_child.fileno(), reply_child.fileno(), self._fd),
+                stdin=subprocess.DEVNULL, env=env,
+            )
+        except OSError as exc:
+            self._take_over(f"it could not start ({exc})")
+        finally:
+            cmd_child.close()
+            reply_child.close()
+        return cmd, reply
+
+    def _take_over(self, why: str) -> None:
+        """The process is gone (or never started): go on with a thread writer, losing nothing
+        the process had not written that the rank still holds."""
+        with self._takeover_lock:
+            if self._fallback is not None:
+                return
+            proc = self._proc
+            if proc is not None and proc.poll() is None:  # hung, or its socket broke: end it first
+                proc.kill()
+                proc.wait()
+            if proc is not None and proc.returncode is not None:
+                code = proc.returncode
+                why = f"{why}; exit {'signal ' + str(-code) if code < 0 else 'status ' + str(code)}"
+            good, written, defined, tail = _scan_journal(self._fd, self._confirmed_bytes)
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, good)
+            lost = 0
+            for ring in list(self._rings()):
+                first_kept = max(ring.head - ring.capacity, 0)
+                done = written.get(ring.series_id, 0)
+                if done < first_kept:
+                    lost += first_kept - done
+                ring.tail = max(done, first_kept)
+                ring.seal = None
+            if self._report or lost:
+                self._lost = (
+                    f"the writer process died holding {self._report or 'unwritten points'}"
+                    + (f"; {lost} points were no longer in memory" if lost else "")
+                )
+            fallback = JournalWriter(
+                self.path, {}, rings=self._rings, counters=self._counters, warn=self._warn,
+                flush_interval_s=self._interval_s, max_backlog_bytes=self._max_backlog,
+                adopt=(self._fd, good), defined=defined,
+            )
+            for _, frame in self._unconfirmed:
+                if frame not in tail:  # not written by the process (or written whole: skip)
+                    fallback.enqueue(frame)
+            self._unconfirmed.clear()
+            self._fallback = fallback
+            self._ticker_stop.set()
+        self._warn(
+            f"the journal writer process of {self.path} ended ({why}); this rank goes on writing "
+            "its journal from a thread, from the first point that process had not written"
+        )
+
+    def _gone(self) -> bool:
+        return self._eof or self._proc is None or self._proc.poll() is not None
+
+    # --- called by producers -----------------------------------------------------------------
+    def make_ring(self, name: str, context: str, half: int, series_id: int) -> MetricBuffer:
+        """A ring in shared memory, announced to the process with its file descriptor."""
+        fd, memory = allocate_ring_memory(2 * half)
+        try:
+            ring = SharedRing(name, context, half, series_id, memory)
+            if self._fallback is None and not self._stopped:
+                message = b"R" + json.dumps([series_id, name, context, half]).encode()
+                self._send(message, fd)  # a dead process: the takeover finds the ring anyway
+        finally:
+            os.close(fd)
+        return ring
+
+    def hand_off(self, ring: MetricBuffer) -> None:
+        """A ring's half is full: publish its count and wake the process (one byte, no wait)."""
+        fallback = self._fallback
+        if fallback is not None:
+            fallback.hand_off(ring)
+            return
+        ring.publish()  # type: ignore[attr-defined]  # every ring of this writer is a SharedRing
+        with contextlib.suppress(OSError):  # busy (it reads every ring anyway) or dead (noticed later)
+            self._cmd.send(b"W")
+
+    def enqueue(self, frame: bytes) -> None:
+        """Send an encoded record or attribute frame (kept until a flush confirms it)."""
+        fallback = self._fallback
+        if fallback is not None:
+            fallback.enqueue(frame)
+            return
+        # Kept before the send (a takeover inside it writes the frame), labelled after it: a
+        # flush requested meanwhile can only make the label later, never too early.
+        entry = [_NOT_SENT, frame]
+        self._unconfirmed.append(entry)
+        if len(frame) <= INLINE_FRAME_MAX:
+            self._send(b"F" + frame)
+        else:
+            fd = os.memfd_create("yprov4ml-hpc-frame", os.MFD_CLOEXEC)
+            try:
+                os.pwrite(fd, frame, 0)
+                self._send(b"f", fd)
+            finally:
+                os.close(fd)
+        entry[0] = self._requested + 1
+
+    def request_flush(self) -> int:
+        fallback = self._fallback
+        if fallback is not None:
+            return fallback.request_flush()
+        return self._request(b"Q")
+
+    def _request(self, kind: bytes) -> int:
+        for ring in list(self._rings()):
+            ring.publish()  # type: ignore[attr-defined]
+        self._requested += 1
+        ticket = self._requested
+        self._send(kind + json.dumps({"ticket": ticket, "counters": dict(self._counters())}).encode())
+        return ticket
+
+    def _send(self, message: bytes, fd: int | None = None) -> None:
+        """Send one message (with a file descriptor), waiting while the process catches up."""
+        deadline = time.monotonic() + _SEND_TIMEOUT_S
+        while True:
+            try:
+                if fd is None:
+                    self._cmd.send(message)
+                else:
+                    socket.send_fds(self._cmd, [message], [fd])
+                return
+            except (BlockingIOError, InterruptedError):
+                if time.monotonic() > deadline:
+                    self._take_over(f"it read nothing for {_SEND_TIMEOUT_S:.0f} s")
+                    return
+                with contextlib.suppress(InterruptedError, ValueError, OSError):
+                    select.select([], [self._cmd], [], _WAIT_POLL_S)
+            except OSError:
+                return  # it died: the next wait notices and takes over (the frame is kept)
+
+    def flush(self) -> bool:
+        """Everything logged so far on disk (or in the backlog, warned); False if no writer."""
+        if self._fallback is None and not self._stopped:
+            ticket = self.request_flush()
+            if self._fallback is None and self._wait(lambda: self._done >= ticket):
+                return True
+        fallback = self._fallback
+        return fallback.flush() if fallback is not None else False
+
+    def wait_for_room(self, ring: MetricBuffer) -> bool:
+        if self._fallback is None and not self._stopped:
+            ring.publish()  # type: ignore[attr-defined]
+            with contextlib.suppress(OSError):
+                self._cmd.send(b"w")
+            if self._wait(lambda: ring.head - ring.tail < ring.capacity):
+                return True
+        fallback = self._fallback
+        return fallback.wait_for_room(ring) if fallback is not None else False
+
+    def _wait(self, done: Callable[[], bool]) -> bool:
+        """Poll the replies until ``done()``; False (after taking over) if the process died."""
+        while True:
+            self._read_replies()
+            if done():
+                return True
+            if self._fallback is not None:
+                return False
+            if self._gone():
+                self._read_replies()
+                if done():
+                    return True
+                self._take_over("it exited")
+                return False
+            with contextlib.suppress(InterruptedError, ValueError, OSError):
+                select.select([self._reply], [], [], _WAIT_POLL_S)
+
+    def _read_replies(self) -> None:
+        while True:
+            try:
+                message = self._reply.recv(1 << 20, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._eof = True
+                return
+            if not message:
+                self._eof = True
+                return
+            kind, body = message[:1], message[1:]
+            if kind == b"D":
+                self._apply_state(json.loads(body))
+            elif kind == b"M":
+                self._warn(body.decode("utf-8", "replace"))
+
+    def _apply_state(self, state: dict[str, object]) -> None:
+        for name in ("points", "flushes", "bytes_written", "flush_time_s", "cycles", "errors",
+                     "error", "gone", "points_dropped"):
+            setattr(self, name, state[name])
+        ticket = int(state["ticket"])  # type: ignore[call-overload]
+        self._report = state["report"]  # type: ignore[assignment]
+        self._final = bool(state["final"])
+        if self._report is None:  # everything sent before this flush is on disk
+            self._confirmed_bytes = int(state["good_bytes"])  # type: ignore[call-overload]
+            self._unconfirmed = [entry for entry in self._unconfirmed if entry[0] > ticket]
+        self._done = max(self._done, ticket)
+
+    def _tick(self) -> None:
+        """The flush timer: publish every ring's count (only this process knows it) and let
+        the writer process write them; notice a dead process and its warnings."""
+        while not self._ticker_stop.wait(self._interval_s):
+            if self._fallback is not None or self._stopped:
+                return
+            for ring in list(self._rings()):
+                ring.publish()  # type: ignore[attr-defined]
+            with contextlib.suppress(OSError):
+                self._cmd.send(b"T")
+            self._read_replies()
+            if self._gone():
+                self._take_over("it exited")
+                return
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        fallback = self._fallback
+        return fallback.alive if fallback is not None else not self._stopped
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Write everything, end the process (or thread) and close the journal."""
+        if self._fallback is None and not self._stopped:
+            ticket = self._request(b"X")
+            if self._wait(lambda: self._done >= ticket and self._final) and self._proc is not None:
+                try:
+                    self._proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait()
+        fallback = self._fallback
+        if fallback is not None:
+            fallback.stop(timeout)
+        self._stopped = True
+        self._ticker_stop.set()
+        for sock in (self._cmd, self._reply):
+            sock.close()
+        if fallback is None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+
+    def before_fork(self) -> None:
+        if self._fallback is not None:
+            self._fallback.before_fork()
+
+    def after_fork_in_parent(self) -> None:
+        if self._fallback is not None:
+            self._fallback.after_fork_in_parent()
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: close this process's copies, send nothing, wait for nothing."""
+        self._stopped = True
+        self._proc = None
+        if self._fallback is not None:
+            self._fallback.forget_after_fork()
+            return
+        for sock in (self._cmd, self._reply):
+            with contextlib.suppress(OSError):
+                sock.close()
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+    def report(self) -> str | None:
+        fallback = self._fallback
+        parts = [p for p in (self._lost, fallback.report() if fallback is not None else self._report) if p]
+        return "; ".join(parts) or None
+
+
+def _scan_journal(fd: int, confirmed: int) -> tuple[int, dict[int, int], set[int], bytes]:
+    """``(good bytes, points written per ring id, ids defined, bytes after `confirmed`)``."""
+    written: dict[int, int] = {}
+    defined: set[int] = set()
+    good = 0
+    # The journal's descriptor is write-only: read the same file (even if it was unlinked).
+    reader = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY)
+    try:
+        size = os.fstat(reader).st_size
+        if size == 0:
+            return 0, written, defined, b""
+        memory = mmap.mmap(reader, size, prot=mmap.PROT_READ)
+    finally:
+        os.close(reader)
+    with memory:
+        view = memoryview(memory)
+        try:
+            for kind, payload, end in iter_frames(view):
+                if kind == KIND_POINTS:
+                    series_id, n = _ID_COUNT.unpack_from(payload)
+                    written[series_id] = written.get(series_id, 0) + n
+                elif kind == KIND_SERIES:
+                    defined.add(int.from_bytes(payload[:4], "little"))
+                good = end
+                del payload
+            tail = bytes(view[min(confirmed, good):good])
+        finally:
+            view.release()
+    return good, written, defined, tail
