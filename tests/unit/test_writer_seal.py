@@ -16,7 +16,8 @@ import pytest
 import yprov4ml_hpc as prov4ml
 from yprov4ml_hpc._journal import iter_frames, points_frame_parts
 
-QUIET = {"flush_interval_s": 0, "system_metrics_interval_s": 0, "install_signal_handlers": False}
+QUIET = {"flush_interval_s": 0, "system_metrics_interval_s": 0, "install_signal_handlers": False,
+         "writer": "thread"}  # the writer thread's queue is what these tests look at
 
 
 @pytest.mark.parametrize("points", [1, 170, 171, 512, 513, 4096, 5000])

@@ -61,7 +61,12 @@ def train(steps: int, recover: bool) -> None:
         except Exception as exc:
             describe("log_metric", exc)
         if recover:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+            resource.setrlimit(resource.RLIMIT_FSIZE, unlimited)
+            # Room comes back for every process, as on a real disk: the writer process too.
+            writer = getattr(prov4ml.active_run()._writer, "_proc", None)
+            if writer is not None:
+                resource.prlimit(writer.pid, resource.RLIMIT_FSIZE, unlimited)
         try:
             prov4ml.end_run()
             say(end_run="ok")
