@@ -26,8 +26,15 @@ of that step (seal only), or elsewhere (the writer's turns with the GIL, the mac
 ``--release-gil``: the loop releases the GIL once a step (``time.sleep(0)``), as a real training
 step does (kernel launches, data-loader waits); both loops, log_metric's and the no-op's.
 
+``--writer``: who writes the working tree's journal (``start_run(writer=...)``, env
+``YPROV4ML_HPC_WRITER``; default ``process``, the package's default on Linux);
+``--before-writer`` the baseline's (default ``thread``; a baseline from before the option, which
+had only the thread, ignores it).  ``--baseline HEAD --writer thread --writer process`` is not a
+thing: to compare the two writers of one tree use ``--baseline HEAD --before-writer thread``.
+
 usage: python benchmarks/bench_tail.py [--calls 10000000] [--rounds 1] [--baseline 6555d37]
-                                       [--release-gil] [--out results/tail.json]
+                                       [--release-gil] [--writer thread|process]
+                                       [--before-writer thread|process] [--out results/tail.json]
 """
 
 from __future__ import annotations
@@ -120,14 +127,26 @@ def _count_ring_waits() -> list[int]:
     if Path(_writer.__file__).parent != Path(yprov4ml_hpc.__file__).parent:
         return []  # an editable install elsewhere supplied it: the measured tree has no writer
     counter = [0]
-    original = _writer.JournalWriter.wait_for_room
+    classes: list[Any] = [_writer.JournalWriter]
+    try:
+        from yprov4ml_hpc import _writer_process
+    except ImportError:
+        pass
+    else:
+        classes.append(_writer_process.ProcessJournalWriter)
+    for cls in classes:
+        _count_calls(cls, counter)
+    return counter
+
+
+def _count_calls(cls: Any, counter: list[int]) -> None:
+    original = cls.wait_for_room
 
     def counted(self: Any, ring: Any) -> bool:
         counter[0] += 1
         return original(self, ring)
 
-    _writer.JournalWriter.wait_for_room = counted  # type: ignore[method-assign]
-    return counter
+    cls.wait_for_room = counted
 
 
 def _noop(key: str, value: float, context: str, step: int) -> None:
@@ -179,8 +198,9 @@ def _export(ref: str, into: Path) -> Path:
     return into
 
 
-def _measure(pythonpath: Path, calls: int, save: Path, release_gil: bool) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(pythonpath), "YPROV4ML_HPC_CARBON": "0"}
+def _measure(pythonpath: Path, calls: int, save: Path, release_gil: bool, writer: str) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(pythonpath), "YPROV4ML_HPC_CARBON": "0",
+           "YPROV4ML_HPC_WRITER": writer}
     proc = subprocess.run(
         [sys.executable, __file__, "--child", str(calls), str(save), *(["--release-gil"] * release_gil)],
         env=env, capture_output=True, text=True, check=False,
@@ -190,7 +210,8 @@ def _measure(pythonpath: Path, calls: int, save: Path, release_gil: bool) -> dic
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def bench(calls: int, rounds: int, baseline: str, release_gil: bool = False) -> dict[str, Any]:
+def bench(calls: int, rounds: int, baseline: str, release_gil: bool = False, writer: str = "thread",
+          before_writer: str = "thread") -> dict[str, Any]:
     results: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
     with tempfile.TemporaryDirectory(prefix="bench_tail_") as tmp:
         (Path(tmp) / "baseline").mkdir()
@@ -199,7 +220,8 @@ def bench(calls: int, rounds: int, baseline: str, release_gil: bool = False) -> 
             order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
             for which in order:
                 path = base if which == "before" else ROOT
-                results[which].append(_measure(path, calls, Path(tmp) / f"{which}{r}", release_gil))
+                chosen = before_writer if which == "before" else writer
+                results[which].append(_measure(path, calls, Path(tmp) / f"{which}{r}", release_gil, chosen))
     summary: dict[str, Any] = {}
     for which, runs in results.items():
         summary[which] = {
@@ -220,7 +242,8 @@ def bench(calls: int, rounds: int, baseline: str, release_gil: bool = False) -> 
     summary["before"]["h5_bytes_per_point"] = median([run["h5_bytes_per_point"] for run in results["before"]])
     summary["before"]["end_run_s"] = median([run["end_run_s"] for run in results["before"]])
     return {"baseline": baseline, "calls": calls, "rounds": rounds, "series": SERIES,
-            "release_gil": release_gil, "summary": summary, "runs": results}
+            "release_gil": release_gil, "writer": writer, "before_writer": before_writer,
+            "summary": summary, "runs": results}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,11 +257,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="git ref measured as 'before'")
     parser.add_argument("--release-gil", action="store_true",
                         help="release the GIL once a step (time.sleep(0)), as a real training step does")
+    parser.add_argument("--writer", choices=("thread", "process"), default="process",
+                        help="who writes the working tree's journal (start_run's writer=)")
+    parser.add_argument("--before-writer", choices=("thread", "process"), default="thread",
+                        help="the baseline's writer (ignored by a baseline without the option)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     res: dict[str, Any] = {"benchmark": "tail", "machine": machine_info(), "argv": sys.argv}
-    res.update(bench(args.calls, args.rounds, args.baseline, args.release_gil))
+    res.update(bench(args.calls, args.rounds, args.baseline, args.release_gil, args.writer,
+                     args.before_writer))
     res["seconds"] = time.perf_counter() - started
     write_json(args.out, res)
     for which in ("before", "after"):

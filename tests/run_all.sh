@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: unit + e2e + faults under pytest, then tests/mpi under mpiexec at 2 and
-# 4 ranks; faults, e2e and tests/mpi (2 ranks) again with the journal writer process.  Every
+# 4 ranks; faults, e2e and tests/mpi (2 ranks) again with the journal writer thread.  Every
 # MPI run has an outer timeout: a deadlocked rank can never hang CI.
 # usage: bash tests/run_all.sh [extra pytest args for the non-MPI part]
 set -euo pipefail
@@ -14,10 +14,10 @@ export PATH="$BIN:$PATH"
 status=0
 "$PY" -m pytest "$@" || status=$?
 
-# The same fault and end-to-end suites with the journal written by a writer process
-# (start_run(writer="process")): its promises are the thread's.
-echo "== tests/faults and tests/e2e with YPROV4ML_HPC_WRITER=process =="
-YPROV4ML_HPC_WRITER=process "$PY" -m pytest -q -p no:cacheprovider tests/faults tests/e2e || status=$?
+# The same fault and end-to-end suites with the journal written by the rank's writer thread
+# (start_run(writer="thread"); the default is the writer process): same promises.
+echo "== tests/faults and tests/e2e with YPROV4ML_HPC_WRITER=thread =="
+YPROV4ML_HPC_WRITER=thread "$PY" -m pytest -q -p no:cacheprovider tests/faults tests/e2e || status=$?
 
 for n in 2 4; do
   echo "== tests/mpi at $n ranks =="
@@ -27,10 +27,10 @@ for n in 2 4; do
     status=1
   fi
 done
-echo "== tests/mpi at 2 ranks with YPROV4ML_HPC_WRITER=process =="
-if ! YPROV4ML_HPC_WRITER=process timeout 600 "$MPIEXEC" -n 2 "$PY" -m mpi4py -m pytest -x -q -p no:cacheprovider \
+echo "== tests/mpi at 2 ranks with YPROV4ML_HPC_WRITER=thread =="
+if ! YPROV4ML_HPC_WRITER=thread timeout 600 "$MPIEXEC" -n 2 "$PY" -m mpi4py -m pytest -x -q -p no:cacheprovider \
     --timeout=240 --timeout-method=thread tests/mpi; then
-  echo "tests/mpi FAILED at 2 ranks with the writer process"
+  echo "tests/mpi FAILED at 2 ranks with the writer thread"
   status=1
 fi
 exit $status

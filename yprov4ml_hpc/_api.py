@@ -176,13 +176,20 @@ def start_run(
             carbon_country_iso_code=carbon_country_iso_code,
             carbon_region=carbon_region,
             ignored=ignored,
-            writer=os.environ.get(C.ENV_JOURNAL_WRITER) or C.DEFAULT_JOURNAL_WRITER if writer is None else writer,
+            writer=_writer_from(writer),
         )
         # What ending the run writes besides the document (upstream's start_run options).
         run.csv_metrics, run.csv_separator = csv_wanted, csv_separator
         _compat_state.reset()
         _slot.set_current(run)
         return run
+
+
+def _writer_from(value: str | None) -> str:
+    """start_run's ``writer``, else env YPROV4ML_HPC_WRITER, else the default (Run checks it)."""
+    if value is not None:
+        return value
+    return os.environ.get(C.ENV_JOURNAL_WRITER) or C.DEFAULT_JOURNAL_WRITER
 
 
 def _interval_from(value: float | None) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 # --- on-disk schema -------------------------------------------------------------------------
 RANK_SCHEMA = "yprov4ml_hpc/rank"
 RANK_SCHEMA_VERSION = 1
@@ -66,8 +68,9 @@ DEFAULT_BUFFER_SIZE = 4096
 DEFAULT_FLUSH_INTERVAL_S = 10.0
 # Who writes a rank's journal: "thread" (a thread of the rank) or "process" (a process of its
 # own reading the rings from shared memory: no GIL turns in the training process).
+# The process needs Linux's memfd_create (shared memory passed by file descriptor).
 JOURNAL_WRITER_CHOICES = ("thread", "process")
-DEFAULT_JOURNAL_WRITER = "thread"
+DEFAULT_JOURNAL_WRITER = "process" if hasattr(os, "memfd_create") else "thread"
 ENV_JOURNAL_WRITER = "YPROV4ML_HPC_WRITER"
 DEFAULT_CONTEXT = "default"  # stored when log_metric(context=None)
 DEFAULT_FINALIZE_TIMEOUT_S = 120.0

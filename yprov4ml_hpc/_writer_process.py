@@ -44,8 +44,11 @@ _NOT_SENT = 1 << 62  # the label of a frame still being sent: no flush confirms 
 _START_TIMEOUT_S = 60.0  # a cold start on a busy shared file system can take this long
 _SEND_TIMEOUT_S = 30.0  # a writer that reads nothing for this long is hung: replace it
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+# The package's __init__ imports h5py and the rest of the API (0.25 s, ~50 MB): the process
+# needs four modules and NumPy, so it gets an empty package object to import them from.
 _CHILD_CODE = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "import sys, types; package = types.ModuleType('yprov4ml_hpc'); "
+    "package.__path__ = [sys.argv[1] + '/yprov4ml_hpc']; sys.modules['yprov4ml_hpc'] = package; "
     "from yprov4ml_hpc._writer_child import main; main(sys.argv[2:])"
 )
 
@@ -95,9 +98,9 @@ class ProcessJournalWriter:
         # them: a takeover writes again those it does not find in the journal.
         self._unconfirmed: list[list] = []  # [ticket, frame]
         self._proc: subprocess.Popen[bytes] | None = None
-        self._cmd, self._reply = self._start_process()
         self._ticker_stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._cmd, self._reply = self._start_process()
         if self._fallback is None and flush_interval_s > 0:
             self._ticker = threading.Thread(target=self._tick, name="yprov4ml-hpc-writer-timer", daemon=True)
             self._ticker.start()
@@ -117,13 +120,16 @@ class ProcessJournalWriter:
         # One thread for the libraries a numerical import might start (the process only copies).
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         try:
+            fd, memory = allocate_ring_memory(2)  # memfd refused (seccomp, an old kernel): fail now
+            memory.close()
+            os.close(fd)
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", _CHILD_CODE, _PACKAGE_PARENT, json.dumps(config)],
                 pass_fds=(cmd_child.fileno(), reply_child.fileno(), self._fd),
                 stdin=subprocess.DEVNULL, env=env,
             )
-        except OSError as exc:
-            self._take_over(f"it could not start ({exc})")
+        except (OSError, AttributeError) as exc:  # AttributeError: no os.memfd_create (not Linux)
+            self._take_over(f"could not start ({exc})")
         finally:
             cmd_child.close()
             reply_child.close()
@@ -141,7 +147,8 @@ class ProcessJournalWriter:
                 proc.wait()
             if proc is not None and proc.returncode is not None:
                 code = proc.returncode
-                why = f"{why}; exit {'signal ' + str(-code) if code < 0 else 'status ' + str(code)}"
+                how = f"signal {-code}" if code < 0 else f"exit status {code}"
+                why = f"{why} ({how})" if why == "ended" else why
             good, written, defined, tail = _scan_journal(self._fd, self._confirmed_bytes)
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, good)
@@ -170,8 +177,8 @@ class ProcessJournalWriter:
             self._fallback = fallback
             self._ticker_stop.set()
         self._warn(
-            f"the journal writer process of {self.path} ended ({why}); this rank goes on writing "
-            "its journal from a thread, from the first point that process had not written"
+            f"the journal writer process of {self.path} {why}; this rank writes its journal "
+            "from a thread instead, from the first point that process had not written"
         )
 
     def _gone(self) -> bool:
@@ -180,7 +187,13 @@ class ProcessJournalWriter:
     # --- called by producers -----------------------------------------------------------------
     def make_ring(self, name: str, context: str, half: int, series_id: int) -> MetricBuffer:
         """A ring in shared memory, announced to the process with its file descriptor."""
-        fd, memory = allocate_ring_memory(2 * half)
+        if self._fallback is not None:
+            return self._fallback.make_ring(name, context, half, series_id)
+        try:
+            fd, memory = allocate_ring_memory(2 * half)
+        except OSError as exc:  # no shared memory left (or none allowed): a thread writes from now on
+            self._take_over(f"got no shared memory for a new ring ({exc})")
+            return self.make_ring(name, context, half, series_id)
         try:
             ring = SharedRing(name, context, half, series_id, memory)
             if self._fallback is None and not self._stopped:
@@ -247,7 +260,7 @@ class ProcessJournalWriter:
                 return
             except (BlockingIOError, InterruptedError):
                 if time.monotonic() > deadline:
-                    self._take_over(f"it read nothing for {_SEND_TIMEOUT_S:.0f} s")
+                    self._take_over(f"read nothing for {_SEND_TIMEOUT_S:.0f} s (killed)")
                     return
                 with contextlib.suppress(InterruptedError, ValueError, OSError):
                     select.select([], [self._cmd], [], _WAIT_POLL_S)
@@ -285,7 +298,7 @@ class ProcessJournalWriter:
                 self._read_replies()
                 if done():
                     return True
-                self._take_over("it exited")
+                self._take_over("ended")
                 return False
             with contextlib.suppress(InterruptedError, ValueError, OSError):
                 select.select([self._reply], [], [], _WAIT_POLL_S)
@@ -332,7 +345,7 @@ class ProcessJournalWriter:
                 self._cmd.send(b"T")
             self._read_replies()
             if self._gone():
-                self._take_over("it exited")
+                self._take_over("ended")
                 return
 
     # --- lifecycle -----------------------------------------------------------------------------
