@@ -4,19 +4,19 @@ A ring of the writer process is a ``memfd`` (anonymous shared memory) that the r
 hands, by file descriptor, to its writer process, which maps it too.  Layout, native byte
 order::
 
-    handed    int64   points the rank has handed over (the writer may write [consumed, handed))
+    (reserved) int64
     consumed  int64   points the writer has written (their slots are free again)
-    (48 bytes padding: the two counters and the data do not share a cache line)
+    (48 bytes padding: the counter and the data do not share a cache line)
     step      int64[capacity]
     value     float64[capacity]
     time_ns   int64[capacity]
 
-The rank is the only writer of ``handed`` and of the data, the writer process the only writer
-of ``consumed``.  The rank stores the data before ``handed`` and then sends the writer a
-message; the writer reads ``handed`` after receiving it.  The socket's send and receive order
-the stores on weakly ordered CPUs too (aarch64), so the writer never sees a count before its
-points.  ``consumed`` is read by the rank without such a message: a stale value is smaller,
-which only means less room, never an overwritten point.
+The rank is the only writer of the data, the writer process the only writer of ``consumed``.
+How far a ring is filled travels in the rank's messages, never through this memory: the rank
+stores the points, then sends their count, and the writer reads the points only after receiving
+it, so the socket's send and receive order the stores on weakly ordered CPUs too (aarch64).
+``consumed`` is read by the rank without a message: a stale value is smaller, which only means
+less room, never an overwritten point.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def _views(memory: mmap.mmap, capacity: int) -> tuple[Any, np.ndarray, np.ndarra
 
 
 class SharedRing(MetricBuffer):
-    """The rank's side: a MetricBuffer whose arrays are the shared memory, ``tail`` is the
-    writer's ``consumed`` and :meth:`publish` sets ``handed``."""
+    """The rank's side: a MetricBuffer whose arrays are the shared memory and whose ``tail`` is
+    the writer's ``consumed``."""
 
     __slots__ = ("_control", "memory")
 
@@ -75,27 +75,24 @@ class SharedRing(MetricBuffer):
     def tail(self, value: int) -> None:  # the thread writer that took over from the process
         self._control[1] = value
 
-    def publish(self) -> None:
-        """Let the writer process write every point logged so far (its data is in place)."""
-        self._control[0] = self.head
-
 
 class SharedRingView(MetricBuffer):
-    """The writer process's side: ``head`` is what the rank handed over, ``tail`` what this
-    process has written (it publishes it: the rank's slots are free again)."""
+    """The writer process's side: ``head`` is the largest count the rank has sent, ``tail`` what
+    this process has written (published: the rank's slots are free again)."""
 
-    __slots__ = ("_control", "memory", "seen")
+    __slots__ = ("_control", "handed", "memory", "seen")
 
     def __init__(self, name: str, context: str, half: int, series_id: int, fd: int) -> None:
         capacity = 2 * half
         self.memory = mmap.mmap(fd, _CONTROL_BYTES + _POINT_BYTES * capacity)
         self._control, step, value, time_ns = _views(self.memory, capacity)
+        self.handed = 0  # the largest count received (counts may arrive out of order: threads)
         self.seen = 0  # ``handed`` at the last hand-off taken from it
         super().__init__(name, context, half, series_id=series_id, arrays=(step, value, time_ns))
 
     @property
     def head(self) -> int:
-        return int(self._control[0])
+        return self.handed
 
     @head.setter
     def head(self, value: int) -> None:  # MetricBuffer.__init__ sets it; the rank owns it

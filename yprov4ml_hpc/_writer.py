@@ -281,6 +281,11 @@ class JournalWriter:
             with contextlib.suppress(OSError):
                 sock.close()
 
+    @property
+    def settled(self) -> bool:
+        """Every frame queued so far is on disk (none held back after a failed write)."""
+        return not self._backlog and not self._tail_dirty and not self._frames
+
     def report(self) -> str | None:
         """What could not be written, in words, or None when everything is on disk."""
         parts = []

@@ -3,20 +3,22 @@
 Started by ``_writer_process.py`` with the journal's file descriptor, two socket pairs and the
 rank's pid.  It runs the same :class:`JournalWriter` cycles as the writer thread, without a
 thread: the rank's rings are shared memory (``_shared_ring.py``), so the training process only
-stores points and, once a half of a ring is full, publishes a count and sends one byte.  No
-thread of the training process ever needs the GIL for the journal: that is what keeps its
-``log_metric`` tail at the machine's own noise (see benchmarks/bench_tail.py).
+stores points and, once a half of a ring is full, sends the ring's count in a 13-byte message.
+No thread of the training process ever needs the GIL for the journal: that is what brings its
+``log_metric`` tail close to the machine's own noise (see benchmarks/bench_tail.py).
 
 Messages (``SOCK_SEQPACKET``: each send arrives whole, even from several threads or a signal
 handler of the rank), one kind byte then the payload:
 
-- rank -> writer: ``W`` rings were handed over; ``w`` the same, reply ``C`` when written; ``T``
-  a timer tick (write every ring's published points); ``Q`` + JSON ``{ticket, counters}`` a
-  flush; ``X`` + the same, the last flush, then exit; ``F`` + an encoded frame; ``f`` with a
-  memfd holding a frame too large for one message; ``R`` + JSON ``[id, name, context, half]``
-  with the ring's memfd.
-- writer -> rank: ``K`` ready; ``D`` + JSON state after a flush (``ticket``, counters, report);
-  ``M`` + a warning's text; ``C`` a cycle asked for with ``w`` is done.
+- rank -> writer: ``W`` + ``u32 id, i64 count``: a ring's half was handed over (its points up
+  to ``count`` are in place); ``w`` the same, reply ``C`` when written; ``T`` + JSON
+  ``{handed}`` a timer tick (write every ring up to those counts); ``Q`` + JSON ``{ticket,
+  counters, handed}`` a flush; ``X`` + the same, the last flush, then exit; ``F`` + an encoded
+  frame; ``f`` with a memfd holding a frame too large for one message; ``R`` + JSON
+  ``[id, name, context, half]`` with the ring's memfd.  ``handed`` maps ring ids to counts.
+- writer -> rank: ``K`` ready; ``D`` + JSON state after a flush (``ticket``, its accounting,
+  ``report``, ``settled``: nothing is held back in memory); ``M`` + a warning's text; ``C`` a
+  cycle asked for with ``w`` is done.
 
 The process ignores SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2: a job scheduler signals
 every process of a job, and the rank, which handles them, ends its run through this process.
@@ -32,6 +34,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,9 @@ from typing import Any
 from ._shared_ring import SharedRingView
 from ._writer import JournalWriter
 
-__all__ = ["INLINE_FRAME_MAX", "main"]
+__all__ = ["HANDED", "INLINE_FRAME_MAX", "main"]
+
+HANDED = struct.Struct("<Iq")  # W and w: ring id, count of its points in place
 
 # A frame larger than this travels in a memfd (a SEQPACKET message must fit the socket buffer).
 INLINE_FRAME_MAX = 60_000
@@ -120,15 +125,17 @@ class _WriterProcess:
                 series_id, name, context, half = json.loads(body)
                 self.rings[series_id] = SharedRingView(name, context, half, series_id, fds[0])
                 os.close(fds[0])
-            elif kind in (b"Q", b"X"):
+            elif kind in (b"W", b"w"):
+                self._handed(*HANDED.unpack(body))
+                notify = notify or kind == b"w"
+            elif kind in (b"Q", b"X", b"T"):
                 request = json.loads(body)
-                self.counters = request["counters"]
-                tickets.append(int(request["ticket"]))
+                for series_id, count in request["handed"].items():
+                    self._handed(int(series_id), count)
+                if kind != b"T":
+                    self.counters = request["counters"]
+                    tickets.append(int(request["ticket"]))
                 full, stop = True, stop or kind == b"X"
-            elif kind == b"T":
-                full = True
-            elif kind == b"w":
-                notify = True
         if not full:
             for ring in self.rings.values():
                 handed = ring.head
@@ -143,10 +150,16 @@ class _WriterProcess:
             self._reply(b"C")
         return stop
 
+    def _handed(self, series_id: int, count: int) -> None:
+        ring = self.rings.get(series_id)
+        if ring is not None and count > ring.handed:  # counts sent by two threads may cross
+            ring.handed = count
+
     def _state(self, ticket: int, *, final: bool) -> dict[str, object]:
         writer = self.writer
         return {
             "ticket": ticket, "final": final, "report": writer.report(), "good_bytes": writer.good_bytes,
+            "settled": writer.settled,
             "points": writer.points, "flushes": writer.flushes, "bytes_written": writer.bytes_written,
             "flush_time_s": writer.flush_time_s, "cycles": writer.cycles, "errors": writer.errors,
             "error": writer.error, "gone": writer.gone, "points_dropped": writer.points_dropped,

@@ -4,8 +4,8 @@ The writer thread (``_writer.py``) needs the GIL a few times a cycle; in a train
 never releases it, each of those turns stops the training thread until the OS wakes it
 again, which on a busy node can take milliseconds.  This writer moves the same cycles into a
 process (``_writer_child.py``) that reads the rings from shared memory: the training thread
-stores points, and at a hand-off publishes a count and sends one byte, and nothing in the
-training process waits for the journal except ``flush``/``end_run`` and a ring the writer is
+stores points and at a hand-off sends the ring's count (13 bytes), and nothing in the training
+process waits for the journal except ``flush``/``end_run``, a record, and a ring the writer is
 a whole ring behind on.
 
 Same interface and promises as :class:`JournalWriter`, which it falls back to: if the process
@@ -30,17 +30,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from ._buffer import MetricBuffer
 from ._journal import _ID_COUNT, KIND_POINTS, KIND_SERIES, iter_frames
 from ._shared_ring import SharedRing, allocate_ring_memory
 from ._writer import JournalWriter, create_journal
-from ._writer_child import INLINE_FRAME_MAX
+from ._writer_child import HANDED, INLINE_FRAME_MAX
 
 __all__ = ["ProcessJournalWriter"]
 
 _WAIT_POLL_S = 0.05
 _NOT_SENT = 1 << 62  # the label of a frame still being sent: no flush confirms it
+_TAKEN = -1  # the label of a frame a takeover dealt with (written again, or found written)
 _START_TIMEOUT_S = 60.0  # a cold start on a busy shared file system can take this long
 _SEND_TIMEOUT_S = 30.0  # a writer that reads nothing for this long is hung: replace it
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
@@ -91,12 +93,15 @@ class ProcessJournalWriter:
         self._report: str | None = None
         self._requested = 0
         self._done = 0
-        self._final = False
+        self._final = False  # the process's last answer (to stop's X) has come
+        self._settled = True  # nothing held back in the process's memory (as of its last answer)
+        self._answered = False  # an answer has come: the process has started
+        self._taking_over = False
         self._eof = False
         self._stopped = False
         # Frames sent and not yet confirmed on disk, with the first flush ticket that can confirm
         # them: a takeover writes again those it does not find in the journal.
-        self._unconfirmed: list[list] = []  # [ticket, frame]
+        self._unconfirmed: list[list[Any]] = []  # [ticket, frame]
         self._proc: subprocess.Popen[bytes] | None = None
         self._ticker_stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -139,43 +144,59 @@ class ProcessJournalWriter:
         """The process is gone (or never started): go on with a thread writer, losing nothing
         the process had not written that the rank still holds."""
         with self._takeover_lock:
-            if self._fallback is not None:
+            # Nothing to do once a thread writes, or once the process has said its last word
+            # (stop() then only waits for it to exit); a signal handler nested in a takeover on
+            # this thread (the lock is reentrant) leaves it to the takeover in progress.
+            if self._fallback is not None or self._final or self._taking_over:
                 return
-            proc = self._proc
-            if proc is not None and proc.poll() is None:  # hung, or its socket broke: end it first
-                proc.kill()
-                proc.wait()
-            if proc is not None and proc.returncode is not None:
-                code = proc.returncode
-                how = f"signal {-code}" if code < 0 else f"exit status {code}"
-                why = f"{why} ({how})" if why == "ended" else why
-            good, written, defined, tail = _scan_journal(self._fd, self._confirmed_bytes)
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, good)
-            lost = 0
-            for ring in list(self._rings()):
-                first_kept = max(ring.head - ring.capacity, 0)
-                done = written.get(ring.series_id, 0)
-                if done < first_kept:
-                    lost += first_kept - done
-                ring.tail = max(done, first_kept)
-                ring.seal = None
-            if self._report or lost:
-                self._lost = (
-                    f"the writer process died holding {self._report or 'unwritten points'}"
-                    + (f"; {lost} points were no longer in memory" if lost else "")
-                )
-            fallback = JournalWriter(
-                self.path, {}, rings=self._rings, counters=self._counters, warn=self._warn,
-                flush_interval_s=self._interval_s, max_backlog_bytes=self._max_backlog,
-                adopt=(self._fd, good), defined=defined,
+            self._taking_over = True
+            try:
+                self._replace_process(why)
+            finally:
+                self._taking_over = False
+
+    def _replace_process(self, why: str) -> None:
+        proc = self._proc
+        if proc is not None and proc.poll() is None:  # hung, or its socket broke: end it first
+            proc.kill()
+            proc.wait()  # a process in uninterruptible I/O may take long: never two writers
+        if proc is not None and proc.returncode is not None and why == "ended":
+            code = proc.returncode
+            why = f"ended ({f'signal {-code}' if code < 0 else f'exit status {code}'})"
+        good, written, defined, tail = _scan_journal(self._fd, self._confirmed_bytes)
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, good)
+        lost = 0
+        for ring in list(self._rings()):
+            first_kept = max(ring.head - ring.capacity, 0)
+            done = written.get(ring.series_id, 0)
+            if done < first_kept:  # the process had taken points it did not write (a disk error)
+                first_kept += 1  # and log_metric may be overwriting the oldest slot right now
+                lost += first_kept - done
+            ring.tail = max(done, first_kept)
+            ring.due = min(ring.due, ring.tail + ring.capacity)  # never past what is unwritten
+            ring.seal = None
+        if not self._settled or lost:
+            held = self._report if not self._settled and self._report else "frames it had not written"
+            self._lost = f"the writer process died holding {held}" + (
+                f"; {lost} points were no longer in memory" if lost else ""
             )
-            for _, frame in self._unconfirmed:
-                if frame not in tail:  # not written by the process (or written whole: skip)
-                    fallback.enqueue(frame)
-            self._unconfirmed.clear()
-            self._fallback = fallback
-            self._ticker_stop.set()
+        fallback = JournalWriter(
+            self.path, {}, rings=self._rings, counters=self._counters, warn=self._warn,
+            flush_interval_s=self._interval_s, max_backlog_bytes=self._max_backlog,
+            adopt=(self._fd, good), defined=defined,
+        )
+        # its accounting goes on from the process's (points: what the journal holds)
+        fallback.points = sum(written.values())
+        fallback.flushes, fallback.flush_time_s = self.flushes, self.flush_time_s
+        fallback.bytes_written = max(self.bytes_written, good)
+        for entry in list(self._unconfirmed):
+            if entry[1] not in tail:  # not written whole by the process
+                fallback.enqueue(entry[1])
+            entry[0] = _TAKEN
+        self._unconfirmed.clear()
+        self._fallback = fallback
+        self._ticker_stop.set()
         self._warn(
             f"the journal writer process of {self.path} {why}; this rank writes its journal "
             "from a thread instead, from the first point that process had not written"
@@ -187,52 +208,63 @@ class ProcessJournalWriter:
     # --- called by producers -----------------------------------------------------------------
     def make_ring(self, name: str, context: str, half: int, series_id: int) -> MetricBuffer:
         """A ring in shared memory, announced to the process with its file descriptor."""
-        if self._fallback is not None:
-            return self._fallback.make_ring(name, context, half, series_id)
-        try:
-            fd, memory = allocate_ring_memory(2 * half)
-        except OSError as exc:  # no shared memory left (or none allowed): a thread writes from now on
-            self._take_over(f"got no shared memory for a new ring ({exc})")
-            return self.make_ring(name, context, half, series_id)
-        try:
-            ring = SharedRing(name, context, half, series_id, memory)
-            if self._fallback is None and not self._stopped:
-                message = b"R" + json.dumps([series_id, name, context, half]).encode()
-                self._send(message, fd)  # a dead process: the takeover finds the ring anyway
-        finally:
-            os.close(fd)
-        return ring
+        if self._fallback is None:
+            try:
+                fd, memory = allocate_ring_memory(2 * half)
+            except OSError as exc:  # no shared memory left (or none allowed): a thread writes now
+                self._take_over(f"got no shared memory for a new ring ({exc})")
+            else:
+                try:
+                    ring = SharedRing(name, context, half, series_id, memory)
+                    if not self._stopped:
+                        message = b"R" + json.dumps([series_id, name, context, half]).encode()
+                        self._send(message, fd)  # a dead process: the takeover finds the ring anyway
+                finally:
+                    os.close(fd)
+                return ring
+        fallback = self._fallback
+        assert fallback is not None
+        return fallback.make_ring(name, context, half, series_id)
 
     def hand_off(self, ring: MetricBuffer) -> None:
-        """A ring's half is full: publish its count and wake the process (one byte, no wait)."""
+        """A ring's half is full: send its count (13 bytes; waits only if the process is
+        hundreds of messages behind)."""
         fallback = self._fallback
         if fallback is not None:
             fallback.hand_off(ring)
             return
-        ring.publish()  # type: ignore[attr-defined]  # every ring of this writer is a SharedRing
-        with contextlib.suppress(OSError):  # busy (it reads every ring anyway) or dead (noticed later)
-            self._cmd.send(b"W")
+        self._send(b"W" + HANDED.pack(ring.series_id, ring.head))
 
     def enqueue(self, frame: bytes) -> None:
         """Send an encoded record or attribute frame (kept until a flush confirms it)."""
+        if self._fallback is None:
+            # Kept before the send (a takeover inside it writes the frame), labelled after it: a
+            # flush requested meanwhile can only make the label later, never too early.
+            entry: list[Any] = [_NOT_SENT, frame]
+            self._unconfirmed.append(entry)
+            try:
+                self._send_frame(frame)
+            except OSError as exc:  # no memfd for a large frame
+                self._take_over(f"could not be sent a record ({exc})")
+            if entry[0] == _NOT_SENT:
+                entry[0] = self._requested + 1
+            if self._fallback is None or entry[0] == _TAKEN:
+                return
+            entry[0] = _TAKEN  # a takeover began after this frame was kept: not written yet
         fallback = self._fallback
-        if fallback is not None:
-            fallback.enqueue(frame)
-            return
-        # Kept before the send (a takeover inside it writes the frame), labelled after it: a
-        # flush requested meanwhile can only make the label later, never too early.
-        entry = [_NOT_SENT, frame]
-        self._unconfirmed.append(entry)
+        assert fallback is not None
+        fallback.enqueue(frame)
+
+    def _send_frame(self, frame: bytes) -> None:
         if len(frame) <= INLINE_FRAME_MAX:
             self._send(b"F" + frame)
-        else:
-            fd = os.memfd_create("yprov4ml-hpc-frame", os.MFD_CLOEXEC)
-            try:
-                os.pwrite(fd, frame, 0)
-                self._send(b"f", fd)
-            finally:
-                os.close(fd)
-        entry[0] = self._requested + 1
+            return
+        fd = os.memfd_create("yprov4ml-hpc-frame", os.MFD_CLOEXEC)
+        try:
+            os.pwrite(fd, frame, 0)
+            self._send(b"f", fd)
+        finally:
+            os.close(fd)
 
     def request_flush(self) -> int:
         fallback = self._fallback
@@ -240,17 +272,19 @@ class ProcessJournalWriter:
             return fallback.request_flush()
         return self._request(b"Q")
 
+    def _handed(self) -> dict[int, int]:
+        return {ring.series_id: ring.head for ring in list(self._rings())}
+
     def _request(self, kind: bytes) -> int:
-        for ring in list(self._rings()):
-            ring.publish()  # type: ignore[attr-defined]
         self._requested += 1
         ticket = self._requested
-        self._send(kind + json.dumps({"ticket": ticket, "counters": dict(self._counters())}).encode())
+        request = {"ticket": ticket, "counters": dict(self._counters()), "handed": self._handed()}
+        self._send(kind + json.dumps(request).encode())
         return ticket
 
     def _send(self, message: bytes, fd: int | None = None) -> None:
         """Send one message (with a file descriptor), waiting while the process catches up."""
-        deadline = time.monotonic() + _SEND_TIMEOUT_S
+        deadline = 0.0
         while True:
             try:
                 if fd is None:
@@ -259,34 +293,36 @@ class ProcessJournalWriter:
                     socket.send_fds(self._cmd, [message], [fd])
                 return
             except (BlockingIOError, InterruptedError):
-                if time.monotonic() > deadline:
+                now = time.monotonic()
+                deadline = deadline or now + _SEND_TIMEOUT_S
+                if now > deadline:
                     self._take_over(f"read nothing for {_SEND_TIMEOUT_S:.0f} s (killed)")
                     return
                 with contextlib.suppress(InterruptedError, ValueError, OSError):
                     select.select([], [self._cmd], [], _WAIT_POLL_S)
             except OSError:
-                return  # it died: the next wait notices and takes over (the frame is kept)
+                return  # it died (or stop closed the socket): a wait notices, the frame is kept
 
     def flush(self) -> bool:
         """Everything logged so far on disk (or in the backlog, warned); False if no writer."""
         if self._fallback is None and not self._stopped:
             ticket = self.request_flush()
-            if self._fallback is None and self._wait(lambda: self._done >= ticket):
+            # The first answer may take the process's start (imports from a busy file system).
+            deadline = None if self._answered else time.monotonic() + _START_TIMEOUT_S
+            if self._fallback is None and self._wait(lambda: self._done >= ticket, deadline):
                 return True
         fallback = self._fallback
         return fallback.flush() if fallback is not None else False
 
     def wait_for_room(self, ring: MetricBuffer) -> bool:
         if self._fallback is None and not self._stopped:
-            ring.publish()  # type: ignore[attr-defined]
-            with contextlib.suppress(OSError):
-                self._cmd.send(b"w")
+            self._send(b"w" + HANDED.pack(ring.series_id, ring.head))
             if self._wait(lambda: ring.head - ring.tail < ring.capacity):
                 return True
         fallback = self._fallback
         return fallback.wait_for_room(ring) if fallback is not None else False
 
-    def _wait(self, done: Callable[[], bool]) -> bool:
+    def _wait(self, done: Callable[[], bool], deadline: float | None = None) -> bool:
         """Poll the replies until ``done()``; False (after taking over) if the process died."""
         while True:
             self._read_replies()
@@ -294,11 +330,11 @@ class ProcessJournalWriter:
                 return True
             if self._fallback is not None:
                 return False
-            if self._gone():
+            if self._gone() or (deadline is not None and time.monotonic() > deadline):
                 self._read_replies()
                 if done():
                     return True
-                self._take_over("ended")
+                self._take_over("ended" if self._gone() else f"did not answer in {_START_TIMEOUT_S:.0f} s")
                 return False
             with contextlib.suppress(InterruptedError, ValueError, OSError):
                 select.select([self._reply], [], [], _WAIT_POLL_S)
@@ -321,30 +357,35 @@ class ProcessJournalWriter:
             elif kind == b"M":
                 self._warn(body.decode("utf-8", "replace"))
 
-    def _apply_state(self, state: dict[str, object]) -> None:
+    def _apply_state(self, state: dict[str, Any]) -> None:
         for name in ("points", "flushes", "bytes_written", "flush_time_s", "cycles", "errors",
                      "error", "gone", "points_dropped"):
             setattr(self, name, state[name])
-        ticket = int(state["ticket"])  # type: ignore[call-overload]
-        self._report = state["report"]  # type: ignore[assignment]
-        self._final = bool(state["final"])
-        if self._report is None:  # everything sent before this flush is on disk
-            self._confirmed_bytes = int(state["good_bytes"])  # type: ignore[call-overload]
-            self._unconfirmed = [entry for entry in self._unconfirmed if entry[0] > ticket]
+        ticket = int(state["ticket"])
+        self._report = state["report"]
+        self._settled = bool(state["settled"])
+        self._answered = True
+        if self._settled:  # everything sent before this flush is on disk: forget it, in place
+            self._confirmed_bytes = int(state["good_bytes"])
+            confirmed = 0
+            for entry in self._unconfirmed:
+                if entry[0] > ticket:
+                    break
+                confirmed += 1
+            del self._unconfirmed[:confirmed]
         self._done = max(self._done, ticket)
+        self._final = self._final or bool(state["final"])
 
     def _tick(self) -> None:
-        """The flush timer: publish every ring's count (only this process knows it) and let
-        the writer process write them; notice a dead process and its warnings."""
+        """The flush timer: send every ring's count (only this process knows them) for the
+        writer process to write; notice a dead process and its warnings."""
         while not self._ticker_stop.wait(self._interval_s):
             if self._fallback is not None or self._stopped:
                 return
-            for ring in list(self._rings()):
-                ring.publish()  # type: ignore[attr-defined]
             with contextlib.suppress(OSError):
-                self._cmd.send(b"T")
+                self._cmd.send(b"T" + json.dumps({"handed": self._handed()}).encode())
             self._read_replies()
-            if self._gone():
+            if self._gone() and not self._ticker_stop.is_set():
                 self._take_over("ended")
                 return
 
@@ -356,6 +397,10 @@ class ProcessJournalWriter:
 
     def stop(self, timeout: float | None = None) -> None:
         """Write everything, end the process (or thread) and close the journal."""
+        self._ticker_stop.set()  # no timer tick may see the process exit below as a death
+        ticker = self._ticker
+        if ticker is not None and ticker is not threading.current_thread():
+            ticker.join(timeout=10.0)
         if self._fallback is None and not self._stopped:
             ticket = self._request(b"X")
             if self._wait(lambda: self._done >= ticket and self._final) and self._proc is not None:
@@ -368,7 +413,6 @@ class ProcessJournalWriter:
         if fallback is not None:
             fallback.stop(timeout)
         self._stopped = True
-        self._ticker_stop.set()
         for sock in (self._cmd, self._reply):
             sock.close()
         if fallback is None:
