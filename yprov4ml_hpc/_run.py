@@ -60,6 +60,7 @@ _time_ns = time.time_ns
 _get_ident = threading.get_ident
 _MIN_RING = 64  # points a ring holds at least (two halves), even past the memory budget
 _POINT_BYTES = 24
+_PREPARED_RINGS = 16  # rings whose memory start_run makes in advance (the writer process's)
 # Runs of this process, so that a forked child can disown them (os.register_at_fork below).
 _LIVE_RUNS: weakref.WeakSet[Run] = weakref.WeakSet()
 
@@ -181,6 +182,9 @@ class Run(RecordsMixin):
                 f"cannot create rank journal {self.journal_path}: {exc}; check that the directory "
                 "is writable, that there is free space, and that no other job uses this run directory"
             ) from exc
+        # Memory for the first series' rings, made now rather than in their first log_metric.
+        half = max((self.buffer_size + 1) // 2, 1)
+        self._writer.prepare_rings(half, min(_PREPARED_RINGS, self._ring_budget // (2 * half * _POINT_BYTES)))
         self._writer.enqueue(
             encode_record(C.EVENTS_DATASET, self._record_text({"event": "start", "time_ns": self.start_ns}))
         )

@@ -29,10 +29,14 @@ import numpy as np
 
 from ._buffer import MetricBuffer
 
-__all__ = ["SharedRing", "SharedRingView", "allocate_ring_memory"]
+__all__ = ["RingMemory", "SharedRing", "SharedRingView", "allocate_ring_memory", "ring_bytes", "ring_views"]
 
 _CONTROL_BYTES = 64
 _POINT_BYTES = 24
+
+
+def ring_bytes(capacity: int) -> int:
+    return _CONTROL_BYTES + _POINT_BYTES * capacity
 
 
 def allocate_ring_memory(capacity: int) -> tuple[int, mmap.mmap]:
@@ -48,7 +52,15 @@ def allocate_ring_memory(capacity: int) -> tuple[int, mmap.mmap]:
     return fd, memory
 
 
-def _views(memory: mmap.mmap, capacity: int) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+RingMemory = tuple[Any, np.ndarray, np.ndarray, np.ndarray]  # (control, step, value, time_ns)
+
+
+def ring_views(memory: mmap.mmap, capacity: int) -> RingMemory:
+    """The control counters (a memoryview) and the three columns of a ring's memory."""
+    return _views(memory, capacity)
+
+
+def _views(memory: mmap.mmap, capacity: int) -> RingMemory:
     control = np.frombuffer(memory, dtype=np.int64, count=2).data  # memoryview: int item access
     step = np.frombuffer(memory, dtype=np.int64, count=capacity, offset=_CONTROL_BYTES)
     value = np.frombuffer(memory, dtype=np.float64, count=capacity, offset=_CONTROL_BYTES + 8 * capacity)
@@ -62,9 +74,17 @@ class SharedRing(MetricBuffer):
 
     __slots__ = ("_control", "memory")
 
-    def __init__(self, name: str, context: str, half: int, series_id: int, memory: mmap.mmap) -> None:
+    def __init__(
+        self,
+        name: str,
+        context: str,
+        half: int,
+        series_id: int,
+        memory: mmap.mmap,
+        views: RingMemory | None = None,
+    ) -> None:
         self.memory = memory
-        self._control, step, value, time_ns = _views(memory, 2 * half)
+        self._control, step, value, time_ns = views if views is not None else _views(memory, 2 * half)
         super().__init__(name, context, half, series_id=series_id, arrays=(step, value, time_ns))
 
     @property
@@ -82,9 +102,12 @@ class SharedRingView(MetricBuffer):
 
     __slots__ = ("_control", "handed", "memory", "seen")
 
-    def __init__(self, name: str, context: str, half: int, series_id: int, fd: int) -> None:
+    def __init__(self, name: str, context: str, half: int, series_id: int, memory: int | mmap.mmap) -> None:
+        """``memory``: the ring's memfd, or its mapping (made before, for the pool)."""
         capacity = 2 * half
-        self.memory = mmap.mmap(fd, _CONTROL_BYTES + _POINT_BYTES * capacity)
+        if isinstance(memory, int):
+            memory = mmap.mmap(memory, _CONTROL_BYTES + _POINT_BYTES * capacity)
+        self.memory = memory
         self._control, step, value, time_ns = _views(self.memory, capacity)
         self.handed = 0  # the largest count received (counts may arrive out of order: threads)
         self.seen = 0  # ``handed`` at the last hand-off taken from it

@@ -192,6 +192,9 @@ class JournalWriter:
         if self._idle:  # a busy writer looks at _due again before it sleeps (see _loop)
             self._wake()
 
+    def prepare_rings(self, half: int, count: int) -> None:
+        """Nothing to prepare: a ring in this process's memory costs no more at first use."""
+
     def make_ring(self, name: str, context: str, half: int, series_id: int) -> MetricBuffer:
         """A new ring for a series (in this process's memory: this writer shares it)."""
         return MetricBuffer(name, context, half, series_id=series_id)

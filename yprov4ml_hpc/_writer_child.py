@@ -14,8 +14,10 @@ handler of the rank), one kind byte then the payload:
   to ``count`` are in place); ``w`` the same, reply ``C`` when written; ``T`` + JSON
   ``{handed}`` a timer tick (write every ring up to those counts); ``Q`` + JSON ``{ticket,
   counters, handed}`` a flush; ``X`` + the same, the last flush, then exit; ``F`` + an encoded
-  frame; ``f`` with a memfd holding a frame too large for one message; ``R`` + JSON
-  ``[id, name, context, half]`` with the ring's memfd.  ``handed`` maps ring ids to counts.
+  frame; ``f`` with a memfd holding a frame too large for one message; ``P`` + JSON
+  ``[slot, half]`` with a memfd made in advance (start_run); ``R`` + JSON
+  ``[id, name, context, half, slot]``, with the ring's memfd when ``slot`` is null.
+  ``handed`` maps ring ids to counts.
 - writer -> rank: ``K`` ready; ``D`` + JSON state after a flush (``ticket``, its accounting,
   ``report``, ``settled``: nothing is held back in memory); ``M`` + a warning's text; ``C`` a
   cycle asked for with ``w`` is done.
@@ -30,6 +32,7 @@ from __future__ import annotations
 import array
 import contextlib
 import json
+import mmap
 import os
 import select
 import signal
@@ -39,7 +42,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._shared_ring import SharedRingView
+from ._shared_ring import SharedRingView, ring_bytes
 from ._writer import JournalWriter
 
 __all__ = ["HANDED", "INLINE_FRAME_MAX", "main"]
@@ -59,6 +62,7 @@ class _WriterProcess:
         self.reply = socket.socket(fileno=config["reply"])
         self.parent = int(config["parent"])
         self.rings: dict[int, SharedRingView] = {}
+        self.pool: dict[int, mmap.mmap] = {}  # ring memory the rank made in advance, by slot
         self.counters: dict[str, object] = {}
         self.writer = JournalWriter(
             Path(config["path"]), {},
@@ -121,10 +125,18 @@ class _WriterProcess:
                 self.writer.enqueue(body)
             elif kind == b"f":
                 self.writer.enqueue(_read_memfd(fds[0]))
-            elif kind == b"R":
-                series_id, name, context, half = json.loads(body)
-                self.rings[series_id] = SharedRingView(name, context, half, series_id, fds[0])
+            elif kind == b"P":  # ring memory made in advance: a series takes it later
+                slot, half = json.loads(body)
+                self.pool[slot] = mmap.mmap(fds[0], ring_bytes(2 * half))
                 os.close(fds[0])
+            elif kind == b"R":
+                series_id, name, context, half, slot = json.loads(body)
+                if slot is None:
+                    self.rings[series_id] = SharedRingView(name, context, half, series_id, fds[0])
+                    os.close(fds[0])
+                else:
+                    memory = self.pool.pop(slot)
+                    self.rings[series_id] = SharedRingView(name, context, half, series_id, memory)
             elif kind in (b"W", b"w"):
                 self._handed(*HANDED.unpack(body))
                 notify = notify or kind == b"w"

@@ -34,7 +34,7 @@ from typing import Any
 
 from ._buffer import MetricBuffer
 from ._journal import _ID_COUNT, KIND_POINTS, KIND_SERIES, iter_frames
-from ._shared_ring import SharedRing, allocate_ring_memory
+from ._shared_ring import RingMemory, SharedRing, allocate_ring_memory, ring_views
 from ._writer import JournalWriter, create_journal
 from ._writer_child import HANDED, INLINE_FRAME_MAX
 
@@ -102,6 +102,7 @@ class ProcessJournalWriter:
         # Frames sent and not yet confirmed on disk, with the first flush ticket that can confirm
         # them: a takeover writes again those it does not find in the journal.
         self._unconfirmed: list[list[Any]] = []  # [ticket, frame]
+        self._pool: list[tuple[int, int, mmap.mmap, RingMemory]] = []  # (slot, half, memory, views)
         self._proc: subprocess.Popen[bytes] | None = None
         self._ticker_stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -206,8 +207,32 @@ class ProcessJournalWriter:
         return self._eof or self._proc is None or self._proc.poll() is not None
 
     # --- called by producers -----------------------------------------------------------------
+    def prepare_rings(self, half: int, count: int) -> None:
+        """Make ``count`` rings' memory of ``half`` now and hand it to the process: the first
+        series then cost their ``log_metric`` a message, not a memfd and its mapping."""
+        for slot in range(count):
+            if self._fallback is not None or self._stopped:
+                return
+            try:
+                fd, memory = allocate_ring_memory(2 * half)
+            except OSError:
+                return  # make_ring allocates (or takes over) when a series needs it
+            try:
+                self._send(b"P" + json.dumps([slot, half]).encode(), fd)
+            finally:
+                os.close(fd)
+            self._pool.append((slot, half, memory, ring_views(memory, 2 * half)))
+
     def make_ring(self, name: str, context: str, half: int, series_id: int) -> MetricBuffer:
-        """A ring in shared memory, announced to the process with its file descriptor."""
+        """A ring in shared memory: made in advance (``prepare_rings``), or now and announced
+        to the process with its file descriptor."""
+        pool = self._pool
+        if self._fallback is None and pool and pool[-1][1] == half:
+            with contextlib.suppress(IndexError):  # another thread took the last one
+                slot, _, memory, views = pool.pop()
+                ring = SharedRing(name, context, half, series_id, memory, views)
+                self._send(b"R" + json.dumps([series_id, name, context, half, slot]).encode())
+                return ring
         if self._fallback is None:
             try:
                 fd, memory = allocate_ring_memory(2 * half)
@@ -217,7 +242,7 @@ class ProcessJournalWriter:
                 try:
                     ring = SharedRing(name, context, half, series_id, memory)
                     if not self._stopped:
-                        message = b"R" + json.dumps([series_id, name, context, half]).encode()
+                        message = b"R" + json.dumps([series_id, name, context, half, None]).encode()
                         self._send(message, fd)  # a dead process: the takeover finds the ring anyway
                 finally:
                     os.close(fd)

@@ -31,12 +31,16 @@ QUIET = {"system_metrics_interval_s": 0, "install_signal_handlers": False, "disa
 
 
 def _same_run(save: Path, writer: str) -> prov4ml.RunData:
-    """One rank's run: three series (one past a ring), a large param, an artifact."""
+    """One rank's run: 23 series (more than start_run prepares rings for; two past a ring), a
+    large param, an artifact."""
     run = prov4ml.start_run("same", provenance_save_dir=save, writer=writer, buffer_size=256, **QUIET)
     for step in range(3000):
         run.log_metric("loss", 1.0 / (step + 1), "training", step)
         if step % 7 == 0:
             run.log_metric("acc", step * 0.01, "validation", step)
+        if step % 100 == 0:
+            for layer in range(20):
+                run.log_metric(f"grad_norm_{layer}", step + layer, "training", step)
     run.log_metric("lr", 0.1)
     run.log_param("config", "x" * 200_000)  # larger than one message: travels in a memfd
     (save / "notes.txt").write_text("hello")
