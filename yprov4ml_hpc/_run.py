@@ -110,7 +110,8 @@ class Run(RecordsMixin):
         if writer not in C.JOURNAL_WRITER_CHOICES:
             raise ConfigError(
                 f"writer must be one of {C.JOURNAL_WRITER_CHOICES} (who writes the rank journal: a "
-                f"thread of this process, or a process of its own), got {writer!r}"
+                f"thread of this process, or a process of its own), got {writer!r} (from start_run's "
+                f"writer= or env {C.ENV_JOURNAL_WRITER})"
             )
         self.journal_writer = writer
         if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:

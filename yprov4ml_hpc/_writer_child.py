@@ -18,7 +18,7 @@ handler of the rank), one kind byte then the payload:
   ``[slot, half]`` with a memfd made in advance (start_run); ``R`` + JSON
   ``[id, name, context, half, slot]``, with the ring's memfd when ``slot`` is null.
   ``handed`` maps ring ids to counts.
-- writer -> rank: ``K`` ready; ``D`` + JSON state after a flush (``ticket``, its accounting,
+- writer -> rank: ``D`` + JSON state after a flush (``ticket``, its accounting,
   ``report``, ``settled``: nothing is held back in memory); ``M`` + a warning's text; ``C`` a
   cycle asked for with ``w`` is done.
 
@@ -79,7 +79,6 @@ class _WriterProcess:
             self.pidfd = os.pidfd_open(self.parent)
 
     def serve(self) -> None:
-        self._reply(b"K")
         while True:
             watched: list[Any] = [self.cmd] if self.pidfd is None else [self.cmd, self.pidfd]
             try:

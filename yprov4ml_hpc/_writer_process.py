@@ -116,7 +116,7 @@ class ProcessJournalWriter:
         cmd, cmd_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         reply, reply_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         # Non-blocking, and without a Python timeout (a socket with one polls before every send):
-        # a wake-up is one send that never waits; frames wait in _send's own loop.
+        # a send that finds the socket full waits in _send's loop, with a deadline.
         cmd.setblocking(False)
         config = {
             "cmd": cmd_child.fileno(), "reply": reply_child.fileno(), "journal": self._fd,
