@@ -230,6 +230,31 @@ class Job:
         self.kill_all()
 
 
+def attach_strace(pid: int, *strace_args: str) -> subprocess.Popen[str]:
+    """Start ``strace -qq -p PID ARGS`` and return once it traces ``pid`` (RuntimeError if it
+    cannot within 30 s: no ptrace here, or strace missing)."""
+    strace = shutil.which("strace")
+    if strace is None:
+        raise RuntimeError("strace is not installed (apt-get install strace)")
+    tracer = subprocess.Popen([strace, "-qq", "-p", str(pid), *strace_args],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while _tracer_pid(pid) == 0:
+        if time.monotonic() > deadline or tracer.poll() is not None:
+            tracer.kill()
+            _, err = tracer.communicate()
+            raise RuntimeError(f"strace did not attach: {err}")
+        time.sleep(0.01)
+    return tracer
+
+
+def _tracer_pid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("TracerPid:"):
+            return int(line.split()[1])
+    return 0
+
+
 def signal_pids(pids: Sequence[int], signum: int) -> None:
     for pid in pids:
         try:

@@ -20,14 +20,13 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from faults_harness import SCRIPTS, clean_env
+from faults_harness import SCRIPTS, attach_strace, clean_env
 
 import yprov4ml_hpc as prov4ml
 
@@ -36,13 +35,6 @@ STRACE = shutil.which("strace")
 # The writes aimed at are the rank's own: its journal written by the writer thread.  The writer
 # process (the default on Linux) is killed at each of its writes by test_writer_process.py.
 SUBJECT_ENV = {"YPROV4ML_HPC_WRITER": "thread"}
-
-
-def _tracer_pid(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("TracerPid:"):
-            return int(line.split()[1])
-    return 0
 
 
 def _traced_run(save: Path, *strace_args: str) -> tuple[Path | None, str]:
@@ -58,13 +50,7 @@ def _traced_run(save: Path, *strace_args: str) -> tuple[Path | None, str]:
     tracer = None
     try:
         assert subject.stdout.readline().strip() == "READY"
-        tracer = subprocess.Popen([STRACE, "-f", "-qq", "-p", str(subject.pid), *strace_args],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while _tracer_pid(subject.pid) == 0:
-            if time.monotonic() > deadline or tracer.poll() is not None:
-                raise RuntimeError(f"strace did not attach: {tracer.stderr.read() if tracer.stderr else ''}")
-            time.sleep(0.01)
+        tracer = attach_strace(subject.pid, "-f", *strace_args)
         subject.stdin.write("go\n")
         subject.stdin.flush()
         out, err = subject.communicate(timeout=120)

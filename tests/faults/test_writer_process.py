@@ -22,7 +22,16 @@ from typing import Any
 import numpy as np
 import psutil
 import pytest
-from faults_harness import SCRIPTS, TOKEN_VAR, clean_env, live_tokens, merge, merged_statuses, seed_for
+from faults_harness import (
+    SCRIPTS,
+    TOKEN_VAR,
+    attach_strace,
+    clean_env,
+    live_tokens,
+    merge,
+    merged_statuses,
+    seed_for,
+)
 
 import yprov4ml_hpc as prov4ml
 
@@ -181,13 +190,6 @@ def test_forks_of_the_rank_leave_its_run_intact(tmp_path: Path) -> None:
 STRACE = shutil.which("strace")
 
 
-def _tracer_pid(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("TracerPid:"):
-            return int(line.split()[1])
-    return 0
-
-
 def _kill_writer_at(tmp_path: Path, call: int) -> tuple[list[dict[str, Any]], str]:
     """Run the ``traced`` subject with SIGKILL on entry to its writer process's ``call``-th writev."""
     assert STRACE is not None
@@ -198,14 +200,11 @@ def _kill_writer_at(tmp_path: Path, call: int) -> tuple[list[dict[str, Any]], st
     try:
         first = _lines(subject.stdout.readline())
         writer_pid = int(_field(first, "writer_pid"))
-        tracer = subprocess.Popen([STRACE, "-qq", "-o", "/dev/null", "-p", str(writer_pid),
-                                   "-e", "trace=writev", "-e", f"inject=writev:signal=KILL:when={call}"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while _tracer_pid(writer_pid) == 0:
-            if time.monotonic() > deadline or tracer.poll() is not None:
-                pytest.skip(f"strace cannot trace here: {tracer.stderr.read() if tracer.stderr else ''}")
-            time.sleep(0.01)
+        try:
+            tracer = attach_strace(writer_pid, "-o", "/dev/null", "-e", "trace=writev",
+                                   "-e", f"inject=writev:signal=KILL:when={call}")
+        except RuntimeError as exc:
+            pytest.skip(f"strace cannot trace here: {exc}")
         subject.stdin.write("go\n")
         subject.stdin.flush()
         out, err = subject.communicate(timeout=120)
